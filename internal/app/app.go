@@ -1,0 +1,135 @@
+// Package app is the only package that knows every stage of scanagent: it
+// parses the command line, loads the configuration, builds the scanners,
+// parser, verifiers, outbox and HIS sinks, and wires them together. main
+// calls Run and turns its error into an exit code.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// IO is the process's standard streams and environment.
+type IO struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+	Env func(string) (string, bool)
+}
+
+// StdIO returns the process's real streams.
+func StdIO() IO { return IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Env: os.LookupEnv} }
+
+// UsageError is a bad command line; it exits with status 2.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// ExitCode maps Run's error to a process exit status: 0 ok, 2 usage, 1 else.
+func ExitCode(err error) int {
+	var ue *UsageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		return 2
+	}
+	return 1
+}
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, sio IO) error
+	// sub lists subcommands; run is nil when set.
+	sub map[string]command
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"version": {summary: "print version, commit and Go version", run: cmdVersion},
+		"config": {summary: "configuration tools", sub: map[string]command{
+			"sample": {summary: "print the annotated sample configuration", run: cmdConfigSample},
+			"check":  {summary: "validate a configuration file: config check -c FILE", run: cmdConfigCheck},
+		}},
+		"debug": {summary: "integration helpers", sub: map[string]command{
+			"sign":  {summary: "print the signing text and signature of a request body", run: cmdDebugSign},
+			"parse": {summary: "recognise a scanned payload and print it as JSON", run: cmdDebugParse},
+		}},
+	}
+}
+
+// Run executes the command line args (without the program name).
+func Run(ctx context.Context, args []string, sio IO) error {
+	return dispatch(ctx, "scanagent", commands(), args, sio)
+}
+
+func dispatch(ctx context.Context, path string, cmds map[string]command, args []string, sio IO) error {
+	if len(args) == 0 {
+		usage(sio.Err, path, cmds)
+		return &UsageError{Msg: "missing command"}
+	}
+	name := args[0]
+	if name == "help" || name == "-h" || name == "--help" || name == "-help" {
+		usage(sio.Out, path, cmds)
+		return nil
+	}
+	c, ok := cmds[name]
+	if !ok {
+		usage(sio.Err, path, cmds)
+		return &UsageError{Msg: fmt.Sprintf("%s: unknown command %q", path, name)}
+	}
+	if c.sub != nil {
+		return dispatch(ctx, path+" "+name, c.sub, args[1:], sio)
+	}
+	return c.run(ctx, args[1:], sio)
+}
+
+func usage(w io.Writer, path string, cmds map[string]command) {
+	fmt.Fprintf(w, "Usage: %s <command> [flags]\n\nCommands:\n", path)
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintf(w, "\nRun '%s <command> -h' for a command's flags.\n", path)
+}
+
+// newFlags returns a FlagSet that reports errors instead of exiting.
+func newFlags(name, synopsis string, sio IO) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(sio.Err)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args; -h returns flag.ErrHelp (exit 0), bad flags a
+// UsageError (exit 2).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &UsageError{Msg: err.Error()}
+	}
+	return nil
+}
+
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return &UsageError{Msg: fmt.Sprintf("%s: unexpected arguments: %s", fs.Name(), strings.Join(fs.Args(), " "))}
+	}
+	return nil
+}

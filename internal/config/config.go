@@ -1,0 +1,291 @@
+// Package config owns scanagent's configuration file: one struct with
+// defaults filled in code, strict TOML parsing (unknown keys are errors that
+// name file:line), validation that names field paths, and secrets resolved
+// from the file, SCANAGENT_* environment variables or *_file paths. Only this
+// package and internal/app know the file format.
+package config
+
+import (
+	"time"
+
+	"scanagent/configs"
+)
+
+// Sample is the annotated sample configuration (configs/scanagent.toml),
+// embedded so `scanagent config sample` can print it.
+var Sample = configs.Sample
+
+// Config is the whole configuration.
+type Config struct {
+	Agent    Agent    `toml:"agent"`
+	Log      Log      `toml:"log"`
+	Platform Platform `toml:"platform"`
+	Gateway  Gateway  `toml:"gateway"`
+	SKM      SKM      `toml:"skm"`
+	Code     Code     `toml:"code"`
+	Sources  []Source `toml:"source"`
+	Queue    Queue    `toml:"queue"`
+	HIS      HIS      `toml:"his"`
+
+	// Path is the file the configuration was read from ("" for defaults).
+	Path string `toml:"-"`
+}
+
+// Agent holds process-wide settings.
+type Agent struct {
+	TerminalID      string   `toml:"terminal_id"`
+	DataDir         string   `toml:"data_dir"`
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// Offline decides what happens to a static e-Health Card code while the
+	// platform cannot be reached: "refuse" or "unverified".
+	Offline string `toml:"offline"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level      string `toml:"level"`
+	Format     string `toml:"format"` // auto, json, console
+	File       string `toml:"file"`
+	MaxSizeMB  int    `toml:"max_size_mb"`
+	MaxBackups int    `toml:"max_backups"`
+	MaxAgeDays int    `toml:"max_age_days"`
+}
+
+// Platform configures the e-Health Card open platform client.
+type Platform struct {
+	// Mode is "direct" (this agent holds appId/appSecret), "gateway" (this
+	// agent calls a scanagent gateway on the LAN) or "off" (no platform:
+	// only ID numbers and custom codes are handed over).
+	Mode           string   `toml:"mode"`
+	AppID          string   `toml:"app_id"`
+	AppSecret      Secret   `toml:"app_secret"`
+	AppSecretFile  string   `toml:"app_secret_file"`
+	HospitalID     string   `toml:"hospital_id"`
+	BaseURL        string   `toml:"base_url"`
+	TokenURL       string   `toml:"token_url"`
+	URLs           APIURLs  `toml:"urls"`
+	CAFile         string   `toml:"ca_file"`
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	RequestTimeout Duration `toml:"request_timeout"`
+
+	// verifyQRCode fields.
+	MedicalStep  string `toml:"medical_step"`
+	UseCityCode  string `toml:"use_city_code"`
+	UseCityName  string `toml:"use_city_name"`
+	HospitalCode string `toml:"hospital_code"`
+	HospitalName string `toml:"hospital_name"`
+	ChannelCode  string `toml:"channel_code"`
+	ChannelName  string `toml:"channel_name"`
+
+	// ReportIDField is the name reportHISData uses for the ID number
+	// ("idCardNumber" per the guide's table, "idCard" per its example).
+	ReportIDField string `toml:"report_id_field"`
+
+	Retries         int      `toml:"retries"`
+	BreakerFailures int      `toml:"breaker_failures"`
+	BreakerCooldown Duration `toml:"breaker_cooldown"`
+	RateLimitPause  Duration `toml:"rate_limit_pause"`
+
+	// Gateway mode: where the gateway is and this terminal's credential.
+	GatewayURL       string `toml:"gateway_url"`
+	GatewayToken     Secret `toml:"gateway_token"`
+	GatewayTokenFile string `toml:"gateway_token_file"`
+}
+
+// APIURLs overrides the URL of single APIs; empty means BaseURL + "/" + API.
+type APIURLs struct {
+	GetHealthCardByQRCode string `toml:"get_health_card_by_qr_code"`
+	VerifyQRCode          string `toml:"verify_qr_code"`
+	ReportHISData         string `toml:"report_his_data"`
+	BindCardRelation      string `toml:"bind_card_relation"`
+}
+
+// Gateway makes this agent serve the platform API to terminal agents.
+type Gateway struct {
+	Enabled   bool       `toml:"enabled"`
+	Listen    string     `toml:"listen"`
+	TLSCert   string     `toml:"tls_cert"`
+	TLSKey    string     `toml:"tls_key"`
+	Terminals []Terminal `toml:"terminal"`
+}
+
+// Terminal is one terminal allowed to call the gateway.
+type Terminal struct {
+	ID        string `toml:"id"`
+	Token     Secret `toml:"token"`
+	TokenFile string `toml:"token_file"`
+}
+
+// SKM configures the Su Kang Code client. Every item the standard leaves
+// illegible is a setting here, with the documented guess as default.
+type SKM struct {
+	Enabled       bool     `toml:"enabled"`
+	BaseURL       string   `toml:"base_url"`
+	ScanPath      string   `toml:"scan_path"`
+	IDPath        string   `toml:"id_path"`
+	AppMark       string   `toml:"app_mark"`
+	AppSecret     Secret   `toml:"app_secret"`
+	AppSecretFile string   `toml:"app_secret_file"`
+	SignOrder     []string `toml:"sign_order"`
+	TimestampUnit string   `toml:"timestamp_unit"` // ms or s
+	Cipher        string   `toml:"cipher"`         // aes-128-ecb, sm4-ecb, none
+	CipherKey     Secret   `toml:"cipher_key"`
+	CipherKeyFile string   `toml:"cipher_key_file"`
+	AuthHeader    string   `toml:"auth_header"`
+	Source        string   `toml:"source"`
+	Position      string   `toml:"position"`
+	VerifierDept  string   `toml:"verifier_dept"`
+	VerifierName  string   `toml:"verifier_name"`
+	VerifierPhone string   `toml:"verifier_phone"`
+	Hosts         []string `toml:"hosts"`
+	Timeout       Duration `toml:"timeout"`
+}
+
+// Code configures payload recognition.
+type Code struct {
+	Debounce Duration     `toml:"debounce"`
+	Custom   []CustomCode `toml:"custom"`
+}
+
+// CustomCode is a hospital-defined code type.
+type CustomCode struct {
+	Name    string `toml:"name"`
+	Pattern string `toml:"pattern"`
+}
+
+// Source is one scanner.
+type Source struct {
+	Name string `toml:"name"`
+	Type string `toml:"type"` // serial, hid, evdev
+
+	// Serial: by port name, or by USB VID/PID (+ serial number).
+	Port         string   `toml:"port"`
+	VID          string   `toml:"vid"`
+	PID          string   `toml:"pid"`
+	SerialNumber string   `toml:"serial_number"`
+	Baud         int      `toml:"baud"`
+	DataBits     int      `toml:"data_bits"`
+	Parity       string   `toml:"parity"`
+	StopBits     string   `toml:"stop_bits"`
+	Suffix       string   `toml:"suffix"` // cr, lf, crlf, none, or 0xNN
+	Gap          Duration `toml:"gap"`
+	MaxFrame     int      `toml:"max_frame"`
+
+	// HID-POS.
+	Layout string `toml:"layout"` // auto, honeywell, newland
+	// evdev keyboard wedge (Linux).
+	Device string `toml:"device"`
+
+	// Usage report defaults for scans from this source.
+	Scene       string `toml:"scene"`
+	CardChannel string `toml:"card_channel"`
+	Department  string `toml:"department"`
+}
+
+// Queue configures the durable outbox.
+type Queue struct {
+	Path        string   `toml:"path"`
+	MaxRecords  int      `toml:"max_records"`
+	MaxBytes    int64    `toml:"max_bytes"`
+	FullPolicy  string   `toml:"full_policy"` // reject, drop_oldest
+	BatchWindow Duration `toml:"batch_window"`
+	Concurrency int      `toml:"concurrency"`
+	RetryMin    Duration `toml:"retry_min"`
+	RetryMax    Duration `toml:"retry_max"`
+	Encrypt     bool     `toml:"encrypt"`
+	Key         Secret   `toml:"key"`
+	KeyFile     string   `toml:"key_file"`
+}
+
+// HIS configures the hand-off to the hospital information system.
+type HIS struct {
+	API APIConf `toml:"api"`
+}
+
+// APIConf is the local HTTP API.
+type APIConf struct {
+	Enabled        bool     `toml:"enabled"`
+	Listen         string   `toml:"listen"`
+	AllowRemote    bool     `toml:"allow_remote"`
+	AllowedOrigins []string `toml:"allowed_origins"`
+	Token          Secret   `toml:"token"`
+	TokenFile      string   `toml:"token_file"`
+}
+
+// Default returns the configuration every file starts from.
+func Default() Config {
+	return Config{
+		Agent: Agent{
+			DataDir:         defaultDataDir(),
+			ShutdownTimeout: Duration(10 * time.Second),
+			Offline:         "refuse",
+		},
+		Log: Log{Level: "info", Format: "auto", MaxSizeMB: 20, MaxBackups: 5, MaxAgeDays: 30},
+		Platform: Platform{
+			Mode:            "direct",
+			BaseURL:         "https://p-healthopen.tengmed.com/rest/auth/HealthCard/HealthOpenPlatform/ISVOpenObj",
+			TokenURL:        "https://p-healthopen.tengmed.com/rest/auth/HealthCard/HealthOpenAuth/AuthObj/getAppToken",
+			ConnectTimeout:  Duration(3 * time.Second),
+			RequestTimeout:  Duration(5 * time.Second),
+			MedicalStep:     "010101",
+			ReportIDField:   "idCardNumber",
+			Retries:         2,
+			BreakerFailures: 3,
+			BreakerCooldown: Duration(30 * time.Second),
+			RateLimitPause:  Duration(time.Hour),
+		},
+		Gateway: Gateway{Listen: "0.0.0.0:8471"},
+		SKM: SKM{
+			ScanPath:      "/api/skm/scanVerify",
+			IDPath:        "/api/skm/idVerify",
+			SignOrder:     []string{"appmark", "appsecret", "timestamp"},
+			TimestampUnit: "ms",
+			Cipher:        "aes-128-ecb",
+			AuthHeader:    "auth",
+			Hosts:         []string{"jszwfw.gov.cn"},
+			Timeout:       Duration(5 * time.Second),
+		},
+		Code: Code{Debounce: Duration(2 * time.Second)},
+		Queue: Queue{
+			MaxRecords:  1_000_000,
+			MaxBytes:    256 << 20,
+			FullPolicy:  "reject",
+			BatchWindow: Duration(2 * time.Millisecond),
+			Concurrency: 4,
+			RetryMin:    Duration(time.Second),
+			RetryMax:    Duration(5 * time.Minute),
+		},
+		HIS: HIS{API: APIConf{Enabled: true, Listen: "127.0.0.1:8470"}},
+	}
+}
+
+// sourceDefaults fills the zero fields of a source.
+func (s *Source) applyDefaults() {
+	if s.Type == "" {
+		s.Type = "serial"
+	}
+	if s.Baud == 0 {
+		s.Baud = 9600
+	}
+	if s.DataBits == 0 {
+		s.DataBits = 8
+	}
+	if s.Parity == "" {
+		s.Parity = "none"
+	}
+	if s.StopBits == "" {
+		s.StopBits = "1"
+	}
+	if s.Suffix == "" {
+		s.Suffix = "cr"
+	}
+	if s.Gap == 0 {
+		s.Gap = Duration(50 * time.Millisecond)
+	}
+	if s.MaxFrame == 0 {
+		s.MaxFrame = 4096
+	}
+	if s.Layout == "" {
+		s.Layout = "auto"
+	}
+}
