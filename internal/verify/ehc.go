@@ -1,0 +1,421 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"scanagent/internal/verify/sign"
+)
+
+// API names of the e-Health Card open platform.
+const (
+	APIGetAppToken           = "getAppToken"
+	APIGetHealthCardByQRCode = "getHealthCardByQRCode"
+	APIVerifyQRCode          = "verifyQRCode"
+	APIReportHISData         = "reportHISData"
+	APIBindCardRelation      = "bindCardRelation"
+)
+
+// MaxResponse caps how much of a platform answer is read.
+const MaxResponse = 1 << 20
+
+// EHCOptions configures the e-Health Card client.
+type EHCOptions struct {
+	AppID      string
+	AppSecret  string
+	HospitalID string
+	// BaseURL is the ISVOpenObj base; TokenURL the full getAppToken URL;
+	// URLs overrides single APIs by name.
+	BaseURL  string
+	TokenURL string
+	URLs     map[string]string
+	HTTP     *http.Client
+
+	// verifyQRCode fields.
+	TerminalID   string
+	MedicalStep  string
+	UseCityCode  string
+	UseCityName  string
+	HospitalCode string
+	HospitalName string
+	ChannelCode  string
+	ChannelName  string
+	// ReportIDField names the ID number in reportHISData.
+	ReportIDField string
+
+	// Retries of a retryable failure within one verification.
+	Retries         int
+	BreakerFailures int
+	BreakerCooldown time.Duration
+	RateLimitPause  time.Duration
+
+	Log zerolog.Logger
+	Now func() time.Time
+}
+
+// EHC is the e-Health Card open platform client. It holds the appToken for
+// its appId, so exactly one EHC per appId may exist in a deployment (a
+// gateway serves the others). Safe for concurrent use.
+type EHC struct {
+	o      EHCOptions
+	tokens *tokenHolder
+	gate   *gate
+}
+
+// NewEHC returns a client.
+func NewEHC(o EHCOptions) *EHC {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{Timeout: 5 * time.Second}
+	}
+	if o.ReportIDField == "" {
+		o.ReportIDField = "idCardNumber"
+	}
+	if o.MedicalStep == "" {
+		o.MedicalStep = "010101"
+	}
+	c := &EHC{o: o, gate: newGate(o.BreakerFailures, o.BreakerCooldown, o.RateLimitPause, o.Now)}
+	timeout := o.HTTP.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	c.tokens = newTokenHolder(c.fetchToken, o.Now, timeout)
+	return c
+}
+
+// Status is the client's state for status pages and metrics.
+type Status struct {
+	Mode     string        `json:"mode"`
+	TokenAge time.Duration `json:"tokenAgeNs"`
+	GateState
+}
+
+// Status reports token age, breaker and last errors.
+func (c *EHC) Status() Status {
+	return Status{Mode: "direct", TokenAge: c.tokens.Age(), GateState: c.gate.state()}
+}
+
+func (c *EHC) url(api string) string {
+	if u := c.o.URLs[api]; u != "" {
+		return u
+	}
+	if api == APIGetAppToken {
+		return c.o.TokenURL
+	}
+	return strings.TrimRight(c.o.BaseURL, "/") + "/" + api
+}
+
+func (c *EHC) fetchToken(ctx context.Context) (string, time.Duration, error) {
+	var rsp struct {
+		AppToken  string      `json:"appToken"`
+		ExpiresIn json.Number `json:"expiresIn"`
+	}
+	if err := c.once(ctx, APIGetAppToken, "", NewRequestID(), map[string]any{"appId": c.o.AppID}, &rsp); err != nil {
+		return "", 0, err
+	}
+	if rsp.AppToken == "" {
+		return "", 0, &Error{API: APIGetAppToken, Class: Retryable, Msg: "answer carries no appToken", Unknown: true}
+	}
+	ttl := 7200 * time.Second
+	if n, err := strconv.ParseFloat(rsp.ExpiresIn.String(), 64); err == nil && n > 0 {
+		ttl = time.Duration(n * float64(time.Second))
+	}
+	c.o.Log.Info().Dur("ttl", ttl).Msg("appToken fetched")
+	return rsp.AppToken, ttl, nil
+}
+
+// call makes one API call through the gate with the token rule: on
+// 21003/21004 the token is invalidated and the call retried once with a
+// fresh requestId. requestID "" means a fresh one.
+func (c *EHC) call(ctx context.Context, api, requestID string, req map[string]any, out any) error {
+	if err := c.gate.allow(api); err != nil {
+		return err
+	}
+	if requestID == "" {
+		requestID = NewRequestID()
+	}
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		var tok string
+		tok, err = c.tokens.Token(ctx)
+		if err != nil {
+			break
+		}
+		err = c.once(ctx, api, tok, requestID, req, out)
+		if ClassOf(err) != TokenExpired {
+			break
+		}
+		c.tokens.Invalidate(tok)
+		c.o.Log.Warn().Str("api", api).Err(err).Msg("appToken rejected; refreshing once")
+		requestID = NewRequestID()
+	}
+	if e, ok := AsError(err); ok && e.Class == TokenExpired {
+		// A fresh token died at once: another process is fetching tokens
+		// for this appId (SPEC §4 token rule).
+		e.Class = Retryable
+		e.Msg += " (a fresh token was rejected too: is another agent fetching tokens for this appId?)"
+	}
+	if ctx.Err() == nil {
+		c.gate.record(api, err)
+	}
+	return err
+}
+
+// once makes exactly one HTTP request.
+func (c *EHC) once(ctx context.Context, api, token, requestID string, req map[string]any, out any) error {
+	commonIn := map[string]any{
+		"appToken":   token,
+		"requestId":  requestID,
+		"hospitalId": c.o.HospitalID,
+		"timestamp":  strconv.FormatInt(c.o.Now().Unix(), 10),
+	}
+	for k, v := range req {
+		if s, ok := v.(string); ok && s == "" {
+			delete(req, k) // empty optional fields are omitted from the body
+		}
+	}
+	text := sign.Text(commonIn, req)
+	commonIn["sign"] = sign.Sign(text, c.o.AppSecret)
+	body, err := json.Marshal(map[string]any{"commonIn": commonIn, "req": req})
+	if err != nil {
+		return &Error{API: api, Class: Fatal, Msg: "encode request", Err: err, RequestID: requestID}
+	}
+	fail := func(class Class, unknown bool, msg string, err error) error {
+		return &Error{API: api, Class: class, Msg: msg, Err: err, RequestID: requestID, Unknown: unknown, Unavailable: class == Retryable}
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(api), bytes.NewReader(body))
+	if err != nil {
+		return fail(Fatal, false, "bad URL", err)
+	}
+	hreq.Header.Set("Content-Type", "application/json; charset=utf-8")
+	var wrote bool
+	hreq = hreq.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote = true },
+	}))
+	start := c.o.Now()
+	resp, err := c.o.HTTP.Do(hreq)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fail(Retryable, wrote, "request failed", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
+	if err != nil {
+		return fail(Retryable, true, "reading answer failed", err)
+	}
+	log := c.o.Log.Debug().Str("api", api).Str("requestId", requestID).Int("status", resp.StatusCode).Dur("took", c.o.Now().Sub(start))
+	if resp.StatusCode != http.StatusOK {
+		log.Msg("platform HTTP error")
+		unknown := resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout {
+			return fail(Retryable, unknown, fmt.Sprintf("HTTP %d from platform", resp.StatusCode), nil)
+		}
+		return fail(Fatal, false, fmt.Sprintf("HTTP %d from platform (check the URL)", resp.StatusCode), nil)
+	}
+	if len(data) > MaxResponse {
+		return fail(Retryable, true, fmt.Sprintf("answer larger than %d bytes", MaxResponse), nil)
+	}
+	var ans struct {
+		CommonOut *struct {
+			RequestID  string      `json:"requestId"`
+			ResultCode json.Number `json:"resultCode"`
+			ErrMsg     string      `json:"errMsg"`
+		} `json:"commonOut"`
+		Rsp json.RawMessage `json:"rsp"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&ans); err != nil {
+		return fail(Retryable, true, "answer is not JSON ("+snippet(data)+")", nil)
+	}
+	if ans.CommonOut == nil {
+		return fail(Retryable, true, "answer has no commonOut", nil)
+	}
+	code, err := strconv.Atoi(ans.CommonOut.ResultCode.String())
+	if err != nil {
+		return fail(Retryable, true, "answer has a non-integer resultCode", nil)
+	}
+	log.Int("resultCode", code).Msg("platform answered")
+	if code != 0 {
+		e := &Error{API: api, Class: classify(code), Code: code, Msg: ans.CommonOut.ErrMsg, RequestID: requestID}
+		if e.Class == Fatal {
+			keys := strings.Split(text, "&")
+			for i, kv := range keys {
+				keys[i], _, _ = strings.Cut(kv, "=")
+			}
+			c.o.Log.Error().Str("api", api).Int("resultCode", code).Str("errMsg", ans.CommonOut.ErrMsg).
+				Strs("signedKeys", keys).Msg("platform refused the configuration (check app_id, app_secret, hospital_id; `scanagent debug sign` shows the signing text)")
+		}
+		return e
+	}
+	if ans.CommonOut.RequestID != "" && ans.CommonOut.RequestID != requestID {
+		return fail(Retryable, true, "answer echoes another requestId", nil)
+	}
+	if out != nil && len(ans.Rsp) > 0 && string(ans.Rsp) != "null" {
+		if err := json.Unmarshal(ans.Rsp, out); err != nil {
+			return fail(Retryable, true, "answer rsp has an unexpected shape", err)
+		}
+	}
+	return nil
+}
+
+// snippet describes a non-JSON answer without copying much of it.
+func snippet(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if strings.HasPrefix(strings.ToLower(s), "<") {
+		return "an HTML page"
+	}
+	if len(s) > 32 {
+		s = s[:32] + "…"
+	}
+	return strconv.Quote(s)
+}
+
+type card struct {
+	QRCodeText   string `json:"qrCodeText"`
+	Name         string `json:"name"`
+	Gender       string `json:"gender"`
+	Nation       string `json:"nation"`
+	Birthday     string `json:"birthday"`
+	IDNumber     string `json:"idNumber"`
+	IDType       string `json:"idType"`
+	Address      string `json:"address"`
+	Phone        string `json:"phone"`
+	Phone1       string `json:"phone1"`
+	PHID         string `json:"phid"`
+	PatID        string `json:"patid"`
+	HealthCardID string `json:"healthCardId"`
+}
+
+func (k card) identity(kind, text string) Identity {
+	phone := k.Phone1
+	if phone == "" {
+		phone = k.Phone
+	}
+	if k.QRCodeText != "" {
+		text = k.QRCodeText
+	}
+	return Identity{
+		Kind: kind, Verified: true, QRCodeText: text, Name: k.Name, Gender: k.Gender, Nation: k.Nation,
+		Birthday: k.Birthday, IDType: NormalizeIDType(k.IDType), IDNumber: strings.ToUpper(k.IDNumber), Phone: phone,
+		Address: k.Address, PHID: k.PHID, HealthCardID: k.HealthCardID, PatID: k.PatID,
+	}
+}
+
+// Verify looks up a static code (getHealthCardByQRCode) or verifies a
+// dynamic one (verifyQRCode), retrying platform faults with backoff. A
+// dynamic code is retried only when the failed attempt was never sent: the
+// platform may consume it.
+func (c *EHC) Verify(ctx context.Context, r Request) (Identity, error) {
+	var do func() (Identity, error)
+	switch r.Kind {
+	case KindEHCStatic:
+		do = func() (Identity, error) {
+			var rsp struct {
+				Card *card `json:"card"`
+			}
+			if err := c.call(ctx, APIGetHealthCardByQRCode, "", map[string]any{"qrCodeText": r.Text}, &rsp); err != nil {
+				return Identity{}, err
+			}
+			if rsp.Card == nil {
+				return Identity{}, &Error{API: APIGetHealthCardByQRCode, Class: Retryable, Msg: "answer carries no card", Unknown: true}
+			}
+			return rsp.Card.identity(r.Kind, r.Text), nil
+		}
+	case KindEHCDynamic:
+		do = func() (Identity, error) {
+			step := r.MedicalStep
+			if step == "" {
+				step = c.o.MedicalStep
+			}
+			term := r.TerminalID
+			if term == "" {
+				term = c.o.TerminalID
+			}
+			req := map[string]any{
+				"qrCodeText": r.Text, "terminalId": term, "time": FormatTime(c.o.Now()), "medicalStep": step,
+				"useCityCode": c.o.UseCityCode, "useCityName": c.o.UseCityName,
+				"hospitalCode": c.o.HospitalCode, "hospitalName": c.o.HospitalName,
+				"channelCode": c.o.ChannelCode, "channelName": c.o.ChannelName,
+			}
+			var rsp card
+			if err := c.call(ctx, APIVerifyQRCode, "", req, &rsp); err != nil {
+				return Identity{}, err
+			}
+			if rsp.Name == "" && rsp.IDNumber == "" && rsp.HealthCardID == "" {
+				return Identity{}, &Error{API: APIVerifyQRCode, Class: Retryable, Msg: "answer carries no identity", Unknown: true}
+			}
+			return rsp.identity(r.Kind, r.Text), nil
+		}
+	default:
+		return Identity{}, &Error{API: "verify", Class: Rejected, Msg: "the e-Health Card platform does not verify " + r.Kind + " codes"}
+	}
+	return retry(ctx, c.o.Retries, r.Kind == KindEHCDynamic, do)
+}
+
+// retry runs do up to 1+retries times while it fails retryably and the
+// breaker is closed; with sendOnce, an attempt whose outcome is unknown is
+// not repeated.
+func retry(ctx context.Context, retries int, sendOnce bool, do func() (Identity, error)) (Identity, error) {
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		id, err := do()
+		e, ok := AsError(err)
+		if err == nil || !ok || e.Class != Retryable || attempt >= retries || !e.RetryAfter.IsZero() || (sendOnce && e.Unknown) {
+			return id, err
+		}
+		wait := backoff + rand.N(backoff)
+		backoff *= 2
+		select {
+		case <-ctx.Done():
+			return Identity{}, errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+// ReportHISData sends one usage report with the given requestId (a queued
+// report keeps its requestId while an attempt's outcome is unknown).
+func (c *EHC) ReportHISData(ctx context.Context, r Report, requestID string) error {
+	req := map[string]any{
+		"time": r.Time, "hospitalId": c.o.HospitalID, "scene": r.Scene, "department": r.Department,
+		"cardType": r.CardType, "cardChannel": r.CardChannel,
+	}
+	if r.CardType == "11" {
+		req["qrCodeText"] = r.QRCodeText
+	} else {
+		req[c.o.ReportIDField] = r.IDCardNumber
+		req["name"] = r.Name
+	}
+	return c.call(ctx, APIReportHISData, requestID, req, nil)
+}
+
+// BindCardRelation binds a hospital patient id to a card.
+func (c *EHC) BindCardRelation(ctx context.Context, b Binding, requestID string) error {
+	var rsp struct {
+		Result *bool `json:"result"`
+	}
+	if err := c.call(ctx, APIBindCardRelation, requestID, map[string]any{"patid": b.PatID, "qrCodeText": b.QRCodeText}, &rsp); err != nil {
+		return err
+	}
+	if rsp.Result != nil && !*rsp.Result {
+		return &Error{API: APIBindCardRelation, Class: Rejected, Msg: "platform answered result=false", RequestID: requestID}
+	}
+	return nil
+}

@@ -1,0 +1,115 @@
+package verify
+
+import (
+	"sync"
+	"time"
+)
+
+// gate is the circuit breaker for the platform and the per-API rate-limit
+// pauses. After `failures` consecutive faults it opens for `cooldown`: calls
+// fail at once, so a dead platform costs the counter at most one timeout per
+// window, not one per scan. Then one trial call is let through (half-open);
+// its success closes the breaker.
+type gate struct {
+	failures int
+	cooldown time.Duration
+	pause    time.Duration
+	now      func() time.Time
+
+	mu        sync.Mutex
+	fails     int
+	openUntil time.Time
+	trial     bool
+	paused    map[string]time.Time
+	lastErr   map[string]string
+}
+
+func newGate(failures int, cooldown, pause time.Duration, now func() time.Time) *gate {
+	if failures < 1 {
+		failures = 1
+	}
+	return &gate{failures: failures, cooldown: cooldown, pause: pause, now: now, paused: map[string]time.Time{}, lastErr: map[string]string{}}
+}
+
+// allow returns nil when api may be called now, or the error to fail with.
+func (g *gate) allow(api string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	if until, ok := g.paused[api]; ok {
+		if now.Before(until) {
+			return &Error{API: api, Class: RateLimited, Msg: "rate limited by the platform until " + until.In(CST).Format(TimeLayout) + " CST", RetryAfter: until}
+		}
+		delete(g.paused, api)
+	}
+	if g.fails >= g.failures {
+		if now.Before(g.openUntil) || g.trial {
+			return &Error{API: api, Class: Retryable, Msg: "platform unavailable: circuit breaker open", RetryAfter: g.openUntil, Unavailable: true}
+		}
+		g.trial = true // half-open: this call is the trial
+	}
+	return nil
+}
+
+// record notes the outcome of a call that allow let through.
+func (g *gate) record(api string, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.trial = false
+	if err == nil {
+		g.fails = 0
+		delete(g.lastErr, api)
+		return
+	}
+	g.lastErr[api] = err.Error()
+	e, ok := AsError(err)
+	if !ok {
+		return
+	}
+	switch {
+	case e.Class == RateLimited:
+		until := g.now().Add(g.pause)
+		if e.Code == 10034 {
+			until = nextCSTMidnight(g.now())
+		}
+		g.paused[api] = until
+	case e.Unavailable || e.Class == Retryable:
+		g.fails++
+		if g.fails >= g.failures {
+			g.openUntil = g.now().Add(g.cooldown)
+		}
+	default:
+		// The platform answered: it is up.
+		g.fails = 0
+	}
+}
+
+// GateState is the breaker's state for status pages.
+type GateState struct {
+	BreakerOpen bool                 `json:"breakerOpen"`
+	OpenUntil   time.Time            `json:"openUntil,omitzero"`
+	Failures    int                  `json:"consecutiveFailures"`
+	Paused      map[string]time.Time `json:"pausedUntil,omitempty"`
+	LastError   map[string]string    `json:"lastError,omitempty"`
+}
+
+func (g *gate) state() GateState {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := GateState{Failures: g.fails, Paused: map[string]time.Time{}, LastError: map[string]string{}}
+	if g.fails >= g.failures {
+		s.BreakerOpen, s.OpenUntil = true, g.openUntil
+	}
+	for k, v := range g.paused {
+		s.Paused[k] = v
+	}
+	for k, v := range g.lastErr {
+		s.LastError[k] = v
+	}
+	return s
+}
+
+func nextCSTMidnight(t time.Time) time.Time {
+	c := t.In(CST)
+	return time.Date(c.Year(), c.Month(), c.Day()+1, 0, 0, 0, 0, CST)
+}

@@ -1,0 +1,153 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// SKMOptions configures the Su Kang Code client; see skm_protocol.go for
+// what is guessed.
+type SKMOptions struct {
+	BaseURL       string
+	ScanPath      string
+	IDPath        string
+	AppMark       string
+	AppSecret     string
+	SignOrder     []string
+	TimestampUnit string
+	Cipher        string
+	CipherKey     string
+	AuthHeader    string
+	Source        string
+	Position      string
+	VerifierDept  string
+	VerifierName  string
+	VerifierPhone string
+	HTTP          *http.Client
+	Log           zerolog.Logger
+	Now           func() time.Time
+}
+
+// SKM is the Su Kang Code client.
+type SKM struct {
+	o      SKMOptions
+	cipher skmCipher
+}
+
+// NewSKM returns a client.
+func NewSKM(o SKMOptions) *SKM {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{Timeout: 5 * time.Second}
+	}
+	if len(o.SignOrder) == 0 {
+		o.SignOrder = []string{"appmark", "appsecret", "timestamp"}
+	}
+	if o.AuthHeader == "" {
+		o.AuthHeader = "auth"
+	}
+	return &SKM{o: o, cipher: skmCipher{kind: o.Cipher, key: []byte(o.CipherKey)}}
+}
+
+// Verify verifies a Su Kang Code URL (scan-code verification).
+func (s *SKM) Verify(ctx context.Context, r Request) (Identity, error) {
+	if r.Kind != KindSKM {
+		return Identity{}, &Error{API: "skm", Class: Rejected, Msg: "the Su Kang Code service does not verify " + r.Kind + " codes"}
+	}
+	body := map[string]string{"url": r.Text}
+	id, err := s.post(ctx, "skmScanVerify", s.o.ScanPath, body)
+	id.QRCodeText = r.Text
+	return id, err
+}
+
+// VerifyID verifies an ID number (ID-number verification).
+func (s *SKM) VerifyID(ctx context.Context, idNumber, phone string) (Identity, error) {
+	id, err := s.post(ctx, "skmIDVerify", s.o.IDPath, map[string]string{"papersnumber": idNumber, "phone": phone})
+	if err == nil && id.IDNumber == "" {
+		id.IDNumber = idNumber
+	}
+	return id, err
+}
+
+func (s *SKM) post(ctx context.Context, api, path string, body map[string]string) (Identity, error) {
+	for k, v := range map[string]string{"source": s.o.Source, "position": s.o.Position, "verifierDept": s.o.VerifierDept, "verifierName": s.o.VerifierName, "verifierPhone": s.o.VerifierPhone} {
+		if v != "" {
+			body[k] = v
+		}
+	}
+	fail := func(class Class, msg string, err error) (Identity, error) {
+		return Identity{}, &Error{API: api, Class: class, Msg: msg, Err: err, Unavailable: class == Retryable}
+	}
+	plain, _ := json.Marshal(body)
+	sealed, err := s.cipher.seal(plain)
+	if err != nil {
+		return fail(Fatal, "encrypt body (check skm.cipher_key)", err)
+	}
+	ts := skmTimestamp(s.o.Now(), s.o.TimestampUnit)
+	authJSON, _ := json.Marshal(map[string]string{"appmark": s.o.AppMark, "timestamp": ts, "sign": skmSign(s.o.SignOrder, s.o.AppMark, s.o.AppSecret, ts)})
+	auth, err := s.cipher.seal(authJSON)
+	if err != nil {
+		return fail(Fatal, "encrypt auth header", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(s.o.BaseURL, "/")+path, strings.NewReader(sealed))
+	if err != nil {
+		return fail(Fatal, "bad URL", err)
+	}
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	req.Header.Set(s.o.AuthHeader, auth)
+	resp, err := s.o.HTTP.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Identity{}, ctx.Err()
+		}
+		return fail(Retryable, "request failed", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
+	if err != nil || len(data) > MaxResponse {
+		return fail(Retryable, "reading answer failed", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode >= 500 {
+			return fail(Retryable, fmt.Sprintf("HTTP %d", resp.StatusCode), nil)
+		}
+		return fail(Fatal, fmt.Sprintf("HTTP %d (check skm.base_url and paths)", resp.StatusCode), nil)
+	}
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("<")) {
+		return fail(Retryable, "answer is an HTML page", nil)
+	}
+	code, msg, res, tip, err := decodeSKMAnswer(data, s.cipher)
+	if err != nil {
+		return fail(Retryable, "malformed answer", err)
+	}
+	if code != 0 {
+		return Identity{}, &Error{API: api, Class: classifySKM(code), Code: code, Msg: msg}
+	}
+	if res == nil {
+		return fail(Retryable, "answer carries no res", nil)
+	}
+	level := strings.ToLower(strings.TrimSpace(res.Level))
+	switch level {
+	case "green", "yellow", "red":
+	case "绿", "绿色", "绿码":
+		level = "green"
+	case "黄", "黄色", "黄码":
+		level = "yellow"
+	case "红", "红色", "红码":
+		level = "red"
+	case "":
+	default:
+		s.o.Log.Warn().Str("level", level).Msg("unknown Su Kang Code level; passed on as is")
+	}
+	return Identity{Kind: KindSKM, Verified: true, Name: res.Name, Phone: res.Phone, IDNumber: strings.ToUpper(res.IDCardNo), IDType: "01", Level: level, Tip: tip}, nil
+}

@@ -1,0 +1,98 @@
+package verify
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// tokenFetcher fetches a new appToken and its lifetime.
+type tokenFetcher func(ctx context.Context) (token string, ttl time.Duration, err error)
+
+// tokenHolder holds the appToken: fetched lazily, refreshed after 90% of its
+// lifetime, single-flight (one getAppToken however many callers wait), and
+// invalidated when the platform calls it dead.
+type tokenHolder struct {
+	fetch   tokenFetcher
+	now     func() time.Time
+	timeout time.Duration
+
+	mu        sync.Mutex
+	token     string
+	fetchedAt time.Time
+	refreshAt time.Time
+	inflight  *tokenCall
+	fetches   int
+}
+
+type tokenCall struct {
+	done  chan struct{}
+	token string
+	err   error
+}
+
+func newTokenHolder(fetch tokenFetcher, now func() time.Time, timeout time.Duration) *tokenHolder {
+	return &tokenHolder{fetch: fetch, now: now, timeout: timeout}
+}
+
+// Token returns a live token, fetching one if needed.
+func (h *tokenHolder) Token(ctx context.Context) (string, error) {
+	h.mu.Lock()
+	if h.token != "" && h.now().Before(h.refreshAt) {
+		t := h.token
+		h.mu.Unlock()
+		return t, nil
+	}
+	call := h.inflight
+	if call == nil {
+		call = &tokenCall{done: make(chan struct{})}
+		h.inflight = call
+		h.fetches++
+		// The fetch outlives any one caller: a caller giving up must not
+		// fail the others waiting on the same fetch.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.timeout)
+		go func() {
+			defer cancel()
+			tok, ttl, err := h.fetch(fctx)
+			h.mu.Lock()
+			if err == nil {
+				if ttl <= 0 {
+					ttl = 7200 * time.Second
+				}
+				now := h.now()
+				h.token, h.fetchedAt, h.refreshAt = tok, now, now.Add(ttl*9/10)
+			}
+			h.inflight = nil
+			h.mu.Unlock()
+			call.token, call.err = tok, err
+			close(call.done)
+		}()
+	}
+	h.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.token, call.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// Invalidate drops tok if it is still the current token, so concurrent
+// callers that all saw it die cause one refresh, not many.
+func (h *tokenHolder) Invalidate(tok string) {
+	h.mu.Lock()
+	if h.token == tok {
+		h.token = ""
+	}
+	h.mu.Unlock()
+}
+
+// Age returns how old the current token is (0 without one).
+func (h *tokenHolder) Age() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.token == "" {
+		return 0
+	}
+	return h.now().Sub(h.fetchedAt)
+}
