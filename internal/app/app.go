@@ -53,6 +53,8 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"version": {summary: "print version, commit and Go version", run: cmdVersion},
+		"run":     {summary: "run the agent in the foreground: run -c FILE", run: cmdRun},
+		"ports":   {summary: "list serial ports and HID devices (--json)", run: cmdPorts},
 		"config": {summary: "configuration tools", sub: map[string]command{
 			"sample": {summary: "print the annotated sample configuration", run: cmdConfigSample},
 			"check":  {summary: "validate a configuration file: config check -c FILE", run: cmdConfigCheck},

@@ -1,0 +1,225 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"scanagent/internal/code"
+	"scanagent/internal/config"
+	"scanagent/internal/logging"
+	"scanagent/internal/scanner"
+	"scanagent/internal/verify"
+)
+
+// platform is what the agent needs of its e-Health Card access, direct or
+// through a gateway.
+type platform interface {
+	verify.Upstream
+	Status() verify.Status
+}
+
+// agent is one running scanagent, built from a configuration.
+type agent struct {
+	cfg      config.Config
+	log      zerolog.Logger
+	platform platform // nil when platform.mode = "off"
+	pipe     *pipeline
+	sup      *scanner.Supervisor
+	sources  []scanner.Source
+	servers  []*http.Server
+	started  time.Time
+}
+
+// buildAgent creates every stage from cfg; nothing is opened yet.
+func buildAgent(cfg config.Config, log zerolog.Logger) (*agent, error) {
+	a := &agent{cfg: cfg, log: log, started: time.Now()}
+	parser, err := code.NewParser(parserOptions(cfg))
+	if err != nil {
+		return nil, err
+	}
+	httpc, err := verify.NewHTTPClient(verify.HTTPOptions{ConnectTimeout: cfg.Platform.ConnectTimeout.D(), RequestTimeout: cfg.Platform.RequestTimeout.D(), CAFile: cfg.Platform.CAFile})
+	if err != nil {
+		return nil, err
+	}
+	p := cfg.Platform
+	rt := &router{}
+	switch p.Mode {
+	case "direct":
+		a.platform = verify.NewEHC(verify.EHCOptions{
+			AppID: p.AppID, AppSecret: p.AppSecret.Reveal(), HospitalID: p.HospitalID, BaseURL: p.BaseURL, TokenURL: p.TokenURL,
+			URLs: map[string]string{
+				verify.APIGetHealthCardByQRCode: p.URLs.GetHealthCardByQRCode, verify.APIVerifyQRCode: p.URLs.VerifyQRCode,
+				verify.APIReportHISData: p.URLs.ReportHISData, verify.APIBindCardRelation: p.URLs.BindCardRelation,
+			},
+			HTTP: httpc, TerminalID: cfg.Agent.TerminalID, MedicalStep: p.MedicalStep, UseCityCode: p.UseCityCode, UseCityName: p.UseCityName,
+			HospitalCode: p.HospitalCode, HospitalName: p.HospitalName, ChannelCode: p.ChannelCode, ChannelName: p.ChannelName,
+			ReportIDField: p.ReportIDField, Retries: p.Retries, BreakerFailures: p.BreakerFailures, BreakerCooldown: p.BreakerCooldown.D(),
+			RateLimitPause: p.RateLimitPause.D(), Log: logging.Component(log, "platform"),
+		})
+	case "gateway":
+		a.platform = verify.NewGateway(verify.GatewayOptions{URL: p.GatewayURL, Token: p.GatewayToken.Reveal(), HTTP: httpc, Retries: p.Retries,
+			BreakerFailures: p.BreakerFailures, BreakerCooldown: p.BreakerCooldown.D()})
+	}
+	if a.platform != nil {
+		rt.ehc = a.platform
+	}
+	if s := cfg.SKM; s.Enabled {
+		skmHTTP, err := verify.NewHTTPClient(verify.HTTPOptions{ConnectTimeout: p.ConnectTimeout.D(), RequestTimeout: s.Timeout.D(), CAFile: p.CAFile})
+		if err != nil {
+			return nil, err
+		}
+		rt.skm = verify.NewSKM(verify.SKMOptions{BaseURL: s.BaseURL, ScanPath: s.ScanPath, IDPath: s.IDPath, AppMark: s.AppMark, AppSecret: s.AppSecret.Reveal(),
+			SignOrder: s.SignOrder, TimestampUnit: s.TimestampUnit, Cipher: s.Cipher, CipherKey: s.CipherKey.Reveal(), AuthHeader: s.AuthHeader,
+			Source: s.Source, Position: s.Position, VerifierDept: s.VerifierDept, VerifierName: s.VerifierName, VerifierPhone: s.VerifierPhone,
+			HTTP: skmHTTP, Log: logging.Component(log, "skm")})
+	}
+	a.pipe = &pipeline{parser: parser, debounce: code.NewDebouncer(cfg.Code.Debounce.D()), verifier: rt, offline: cfg.Agent.Offline,
+		log: logging.Component(log, "pipeline"), now: time.Now}
+	a.sup = scanner.NewSupervisor(logging.Component(log, "scanner"))
+	for _, s := range cfg.Sources {
+		src, err := buildSource(s, logging.Component(log, "scanner"))
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", s.Name, err)
+		}
+		a.sources = append(a.sources, src)
+	}
+	if g := cfg.Gateway; g.Enabled {
+		ehc, ok := a.platform.(*verify.EHC)
+		if !ok {
+			return nil, errors.New("gateway.enabled needs platform.mode = \"direct\"")
+		}
+		terms := map[string]string{}
+		for _, t := range g.Terminals {
+			terms[t.ID] = t.Token.Reveal()
+		}
+		gs := verify.NewGatewayServer(gatewayUpstream{EHC: ehc, router: rt}, terms, func() any { return ehc.Status() }, logging.Component(log, "gateway"))
+		a.servers = append(a.servers, &http.Server{Addr: g.Listen, Handler: gs.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second})
+	}
+	return a, nil
+}
+
+// gatewayUpstream verifies through the router (EHC or SKM) and reports
+// through the EHC client.
+type gatewayUpstream struct {
+	*verify.EHC
+	router *router
+}
+
+func (g gatewayUpstream) Verify(ctx context.Context, r verify.Request) (verify.Identity, error) {
+	return g.router.Verify(ctx, r)
+}
+
+func buildSource(s config.Source, log zerolog.Logger) (scanner.Source, error) {
+	switch s.Type {
+	case "serial":
+		suffix, err := config.ParseSuffix(s.Suffix)
+		if err != nil {
+			return nil, err
+		}
+		return scanner.NewSerial(scanner.SerialOptions{Name: s.Name, Port: s.Port, VID: strings.TrimPrefix(strings.ToLower(s.VID), "0x"), PID: strings.TrimPrefix(strings.ToLower(s.PID), "0x"),
+			SerialNumber: s.SerialNumber, Baud: s.Baud, DataBits: s.DataBits, Parity: s.Parity, StopBits: s.StopBits, Suffix: suffix, Gap: s.Gap.D(),
+			MaxFrame: s.MaxFrame, Log: log}), nil
+	case "hid":
+		vid, err := config.ParseUSBID(s.VID)
+		if err != nil {
+			return nil, err
+		}
+		pid, err := config.ParseUSBID(s.PID)
+		if err != nil {
+			return nil, err
+		}
+		return scanner.NewHID(scanner.HIDOptions{Name: s.Name, VID: vid, PID: pid, SerialNumber: s.SerialNumber, Layout: s.Layout, MaxFrame: s.MaxFrame, Log: log}), nil
+	case "evdev":
+		return scanner.NewEvdev(scanner.EvdevOptions{Name: s.Name, Device: s.Device, MaxFrame: s.MaxFrame, Log: log}), nil
+	}
+	return nil, fmt.Errorf("unknown source type %q", s.Type)
+}
+
+// run starts the agent and blocks until ctx ends, then stops in reverse
+// order within the shutdown timeout: scanners first, in-flight scans
+// drained, servers closed.
+func (a *agent) run(ctx context.Context) error {
+	// Listeners first, so a port conflict fails the start.
+	var lns []net.Listener
+	for _, srv := range a.servers {
+		ln, err := net.Listen("tcp", srv.Addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("listen %s: %w", srv.Addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	var srvWG sync.WaitGroup
+	for i, srv := range a.servers {
+		srvWG.Add(1)
+		go func() {
+			defer srvWG.Done()
+			var err error
+			if a.cfg.Gateway.TLSCert != "" && srv.Addr == a.cfg.Gateway.Listen {
+				err = srv.ServeTLS(lns[i], a.cfg.Gateway.TLSCert, a.cfg.Gateway.TLSKey)
+			} else {
+				err = srv.Serve(lns[i])
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error().Err(err).Str("addr", srv.Addr).Msg("server failed")
+			}
+		}()
+		a.log.Info().Str("addr", lns[i].Addr().String()).Msg("listening")
+	}
+
+	scans := make(chan scanner.Scan, 256)
+	// Verifications in flight at stop get the shutdown timeout to finish.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	pipeDone := make(chan struct{})
+	go func() {
+		a.pipe.run(workCtx, scans, 4)
+		close(pipeDone)
+	}()
+	srcDone := make(chan struct{})
+	go func() {
+		a.sup.Run(ctx, a.sources, func(sc scanner.Scan) { scans <- sc })
+		close(srcDone)
+	}()
+	a.log.Info().Int("sources", len(a.sources)).Str("platform", a.cfg.Platform.Mode).Str("terminal", a.cfg.Agent.TerminalID).Msg("agent ready")
+
+	<-ctx.Done()
+	a.log.Info().Msg("stopping: scanners first")
+	deadline := time.NewTimer(a.cfg.Agent.ShutdownTimeout.D())
+	defer deadline.Stop()
+	var err error
+	select {
+	case <-srcDone:
+	case <-deadline.C:
+		err = errors.New("scanners did not stop within the shutdown timeout")
+	}
+	if err == nil {
+		close(scans)
+		select {
+		case <-pipeDone:
+		case <-deadline.C:
+			cancelWork()
+			err = errors.New("in-flight scans did not finish within the shutdown timeout")
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for _, srv := range a.servers {
+		_ = srv.Shutdown(sctx)
+	}
+	srvWG.Wait()
+	st := &a.pipe.stats
+	a.log.Info().Int64("scans", st.Scans.Load()).Int64("verified", st.Verified.Load()).Int64("rejected", st.Rejected.Load()).
+		Int64("failed", st.Failed.Load()).Int64("suppressed", st.Suppressed.Load()).Msg("stopped")
+	return err
+}

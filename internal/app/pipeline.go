@@ -1,0 +1,201 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"scanagent/internal/code"
+	"scanagent/internal/mask"
+	"scanagent/internal/scanner"
+	"scanagent/internal/verify"
+)
+
+// Verifier turns a parsed code into an identity. The EHC client, the gateway
+// client, the SKM client and the router all satisfy it.
+type Verifier interface {
+	Verify(ctx context.Context, r verify.Request) (verify.Identity, error)
+}
+
+// Outcome is what became of one scan; it is what HIS sinks receive.
+type Outcome struct {
+	Type     string           `json:"type"` // "scan"
+	ID       string           `json:"id"`
+	Time     time.Time        `json:"time"`
+	Source   string           `json:"source"`
+	Kind     string           `json:"kind,omitempty"`
+	Verified bool             `json:"verified"`
+	Offline  bool             `json:"offline,omitempty"`
+	Identity *verify.Identity `json:"identity,omitempty"`
+	Error    *OutcomeError    `json:"error,omitempty"`
+	// LatencyMs is the time from the scan's last byte to the outcome.
+	LatencyMs float64 `json:"latencyMs"`
+}
+
+// OutcomeError says why a scan was refused, for the HIS and the operator.
+type OutcomeError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Sink receives outcomes (the HIS hand-off).
+type Sink interface {
+	Deliver(ctx context.Context, o Outcome) error
+}
+
+// pipelineStats are the pipeline's counters.
+type pipelineStats struct {
+	Scans      atomic.Int64
+	Suppressed atomic.Int64
+	Rejected   atomic.Int64
+	Verified   atomic.Int64
+	Unverified atomic.Int64
+	Failed     atomic.Int64
+}
+
+// pipeline is parse → debounce → verify → sinks, with bounded concurrency.
+type pipeline struct {
+	parser   *code.Parser
+	debounce *code.Debouncer
+	verifier Verifier
+	sinks    []Sink
+	offline  string // refuse, unverified
+	log      zerolog.Logger
+	stats    pipelineStats
+	now      func() time.Time
+}
+
+func newScanID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%x-%s", time.Now().UnixMilli(), hex.EncodeToString(b[:]))
+}
+
+// handle processes one scan to its outcome and hands it to every sink.
+func (p *pipeline) handle(ctx context.Context, sc scanner.Scan) {
+	p.stats.Scans.Add(1)
+	if p.debounce.Repeat(sc.Source, sc.Data, sc.At) {
+		p.stats.Suppressed.Add(1)
+		p.log.Debug().Str("source", sc.Source).Msg("repeat suppressed")
+		return
+	}
+	o := Outcome{Type: "scan", ID: newScanID(), Time: sc.At, Source: sc.Source}
+	p.resolve(ctx, sc, &o)
+	o.LatencyMs = float64(p.now().Sub(sc.At).Microseconds()) / 1000
+	p.logOutcome(o)
+	for _, s := range p.sinks {
+		if err := s.Deliver(ctx, o); err != nil {
+			p.log.Warn().Err(err).Str("scan", o.ID).Msg("HIS sink failed")
+		}
+	}
+}
+
+func (p *pipeline) resolve(ctx context.Context, sc scanner.Scan, o *Outcome) {
+	if sc.Overflow {
+		p.stats.Rejected.Add(1)
+		o.Error = &OutcomeError{Code: "too_long", Message: "scan longer than the source's max_frame"}
+		return
+	}
+	c, err := p.parser.Parse(sc.Data)
+	if err != nil {
+		p.stats.Rejected.Add(1)
+		reason := "unknown"
+		if r, ok := code.IsRejected(err); ok {
+			reason = string(r.Reason)
+		}
+		o.Error = &OutcomeError{Code: reason, Message: err.Error()}
+		return
+	}
+	o.Kind = string(c.Kind)
+	id, err := p.verifier.Verify(ctx, verify.Request{Kind: string(c.Kind), Text: c.Text, IDNumber: c.IDNumber})
+	if err == nil {
+		if id.Kind == "" {
+			id.Kind = string(c.Kind)
+		}
+		if c.Kind == code.KindCustom {
+			id.QRCodeText = c.Text
+		}
+		o.Identity, o.Verified = &id, id.Verified
+		if id.Verified {
+			p.stats.Verified.Add(1)
+		} else {
+			p.stats.Unverified.Add(1)
+		}
+		return
+	}
+	if c.Kind == code.KindEHCStatic && verify.IsUnavailable(err) && p.offline == "unverified" {
+		p.stats.Unverified.Add(1)
+		o.Offline = true
+		o.Identity = &verify.Identity{Kind: string(c.Kind), QRCodeText: c.Text}
+		o.Error = &OutcomeError{Code: "offline", Message: "platform unreachable: card handed over unverified (agent.offline = \"unverified\")"}
+		return
+	}
+	p.stats.Failed.Add(1)
+	o.Error = outcomeError(err, c.Kind)
+}
+
+func outcomeError(err error, kind code.Kind) *OutcomeError {
+	e, ok := verify.AsError(err)
+	if !ok {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return &OutcomeError{Code: "timeout", Message: "verification did not finish in time"}
+		}
+		return &OutcomeError{Code: "error", Message: err.Error()}
+	}
+	switch {
+	case e.Unavailable && kind == code.KindEHCDynamic:
+		return &OutcomeError{Code: "offline", Message: "platform unreachable: a dynamic code cannot be verified offline; ask for an ID card or retry"}
+	case e.Unavailable:
+		return &OutcomeError{Code: "offline", Message: "platform unreachable: " + e.Msg}
+	case e.Class == verify.Rejected && e.Code != 0:
+		return &OutcomeError{Code: fmt.Sprintf("platform_%d", e.Code), Message: e.Msg}
+	}
+	return &OutcomeError{Code: e.Class.String(), Message: e.Error()}
+}
+
+// logOutcome writes one masked line per outcome.
+func (p *pipeline) logOutcome(o Outcome) {
+	ev := p.log.Info()
+	if o.Error != nil && o.Identity == nil {
+		ev = p.log.Warn().Str("error", o.Error.Code).Str("reason", o.Error.Message)
+	}
+	ev = ev.Str("scan", o.ID).Str("source", o.Source).Str("kind", o.Kind).Bool("verified", o.Verified).Float64("latencyMs", o.LatencyMs)
+	if o.Offline {
+		ev = ev.Bool("offline", true)
+	}
+	if id := o.Identity; id != nil {
+		d := zerolog.Dict()
+		for _, f := range []struct{ k, v string }{
+			{"name", mask.Name(id.Name)}, {"idNumber", mask.ID(id.IDNumber)}, {"phone", mask.Phone(id.Phone)},
+			{"qrCodeText", mask.QR(id.QRCodeText)}, {"level", id.Level},
+		} {
+			if f.v != "" {
+				d = d.Str(f.k, f.v)
+			}
+		}
+		ev = ev.Dict("identity", d)
+	}
+	ev.Msg("scan")
+}
+
+// run consumes scans with n workers until scans is closed and drained.
+func (p *pipeline) run(ctx context.Context, scans <-chan scanner.Scan, n int) {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for sc := range scans {
+				p.handle(ctx, sc)
+			}
+		}()
+	}
+	wg.Wait()
+}
