@@ -163,8 +163,11 @@ func outcomeError(err error, kind code.Kind) *OutcomeError {
 // logOutcome writes one masked line per outcome.
 func (p *pipeline) logOutcome(o Outcome) {
 	ev := p.log.Info()
-	if o.Error != nil && o.Identity == nil {
-		ev = p.log.Warn().Str("error", o.Error.Code).Str("reason", o.Error.Message)
+	if o.Error != nil {
+		if o.Identity == nil {
+			ev = p.log.Warn()
+		}
+		ev = ev.Str("error", o.Error.Code).Str("reason", o.Error.Message)
 	}
 	ev = ev.Str("scan", o.ID).Str("source", o.Source).Str("kind", o.Kind).Bool("verified", o.Verified).Float64("latencyMs", o.LatencyMs)
 	if o.Offline {

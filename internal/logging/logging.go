@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/rs/zerolog"
 	"gopkg.in/natefinch/lumberjack.v2"
@@ -54,8 +55,16 @@ func New(o Options) (zerolog.Logger, io.Closer, error) {
 	if console {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !IsTerminal(w)}
 	}
-	l := zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+	l := zerolog.New(w).Level(lvl).Hook(timeHook{})
 	return l, closer, nil
+}
+
+// timeHook stamps every event with a millisecond RFC 3339 time; zerolog's
+// own Timestamp() uses a package-global format with whole seconds.
+type timeHook struct{}
+
+func (timeHook) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Str(zerolog.TimestampFieldName, time.Now().Format("2006-01-02T15:04:05.000Z07:00"))
 }
 
 // Component returns the child logger of one component.

@@ -1,0 +1,238 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"scanagent/test/fakeplatform/platform"
+	"scanagent/test/fakescanner/device"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "scanagent-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "scanagent")
+	out, err := exec.Command("go", "build", "-o", binary, "scanagent/cmd/scanagent").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// event is one JSON log line of the agent.
+type event map[string]any
+
+func (e event) str(k string) string { s, _ := e[k].(string); return s }
+func (e event) identity() map[string]any {
+	m, _ := e["identity"].(map[string]any)
+	return m
+}
+
+// agent is a running scanagent process.
+type agent struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	events chan event
+	mu     sync.Mutex
+	lines  []string
+	done   chan struct{}
+	err    error
+}
+
+type setup struct {
+	t        *testing.T
+	dir      string
+	platform *platform.Server
+	pURL     string
+	dev      *device.Device
+	link     string
+	debounce string
+}
+
+func newSetup(t *testing.T, dev device.Options) *setup {
+	t.Helper()
+	s := &setup{t: t, dir: t.TempDir(), debounce: "2s"}
+	s.platform = platform.New(platform.Config{})
+	srv := httptest.NewServer(s.platform.Handler())
+	t.Cleanup(srv.Close)
+	s.pURL = srv.URL
+	s.link = filepath.Join(s.dir, "scanner")
+	dev.Link = s.link
+	d, err := device.New(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	s.dev = d
+	return s
+}
+
+// config writes a configuration for the fakes: agent holds extra [agent]
+// keys, source extra keys of the scanner source.
+func (s *setup) config(source, extra string) string {
+	d := platform.Defaults()
+	skm := platform.DefaultSKM()
+	cfg := fmt.Sprintf(`
+[agent]
+terminal_id = "e2e-01"
+data_dir = %q
+shutdown_timeout = "5s"
+%s
+[log]
+level = "debug"
+format = "json"
+
+[platform]
+app_id = %q
+app_secret = %q
+hospital_id = %q
+base_url = "%s%s"
+token_url = "%s%s"
+use_city_code = "350200"
+use_city_name = "厦门市"
+hospital_code = "90003"
+hospital_name = "示例医院"
+retries = 0
+breaker_failures = 2
+breaker_cooldown = "1h"
+connect_timeout = "500ms"
+request_timeout = "1s"
+
+[skm]
+enabled = true
+base_url = %q
+app_mark = %q
+app_secret = %q
+cipher_key = %q
+
+[code]
+debounce = %q
+
+[[code.custom]]
+name = "hospital_card"
+pattern = '^HC[0-9]{10}$'
+
+[[source]]
+name = "counter"
+port = %q
+%s
+scene = "010101"
+card_channel = "0100"
+
+[his.api]
+enabled = false
+`, s.dir, extra, d.AppID, d.AppSecret, d.HospitalID, s.pURL, strings.TrimSuffix(platform.APIPrefix, "/"), s.pURL, platform.TokenPath,
+		s.pURL, skm.AppMark, skm.AppSecret, skm.Key, s.debounce, s.link, source)
+	path := filepath.Join(s.dir, "scanagent.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	return path
+}
+
+func (s *setup) start(cfgPath string) *agent {
+	t := s.t
+	t.Helper()
+	a := &agent{t: t, events: make(chan event, 4096), done: make(chan struct{})}
+	a.cmd = exec.Command(binary, "run", "-c", cfgPath)
+	stderr, err := a.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			a.mu.Lock()
+			a.lines = append(a.lines, line)
+			a.mu.Unlock()
+			var e event
+			if json.Unmarshal([]byte(line), &e) == nil {
+				a.events <- e
+			}
+		}
+		a.err = a.cmd.Wait()
+		close(a.done)
+	}()
+	t.Cleanup(func() {
+		a.cmd.Process.Kill()
+		<-a.done
+		if t.Failed() {
+			t.Logf("agent log:\n%s", a.log())
+		}
+	})
+	a.waitFor("scanner connected", 10*time.Second)
+	return a
+}
+
+func (a *agent) log() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return strings.Join(a.lines, "\n")
+}
+
+// waitFor returns the next event with message msg.
+func (a *agent) waitFor(msg string, d time.Duration) event {
+	a.t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case e := <-a.events:
+			if e.str("message") == msg {
+				return e
+			}
+		case <-deadline:
+			a.t.Fatalf("no %q within %v", msg, d)
+		case <-a.done:
+			a.t.Fatalf("agent exited (%v) before %q", a.err, msg)
+		}
+	}
+}
+
+func (a *agent) noScan(d time.Duration) {
+	a.t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case e := <-a.events:
+			if e.str("message") == "scan" {
+				a.t.Fatalf("unexpected scan outcome: %v", e)
+			}
+		case <-deadline:
+			return
+		}
+	}
+}
+
+func (a *agent) stop(sig syscall.Signal, within time.Duration) {
+	a.t.Helper()
+	a.cmd.Process.Signal(sig)
+	select {
+	case <-a.done:
+	case <-time.After(within):
+		a.t.Fatalf("agent did not exit within %v of %v", within, sig)
+	}
+}
