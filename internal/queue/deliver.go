@@ -1,0 +1,361 @@
+package queue
+
+import (
+	"context"
+	"encoding/binary"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Run delivers records through s until ctx ends, one loop per kind seen.
+// Records are dispatched in arrival order per kind, Concurrency at a time.
+func (q *Queue) Run(ctx context.Context, s Sender) {
+	var wg sync.WaitGroup
+	started := map[string]bool{}
+	start := func(kind string) {
+		if started[kind] {
+			return
+		}
+		started[kind] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q.deliverKind(ctx, s, kind)
+		}()
+	}
+	newKind := q.notifyChan("")
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		for _, k := range q.kinds() {
+			start(k)
+		}
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-newKind:
+		case <-tick.C:
+		}
+	}
+}
+
+func (q *Queue) kinds() []string {
+	var out []string
+	q.dbMu.RLock()
+	defer q.dbMu.RUnlock()
+	_ = q.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			if len(name) > len(kindPrefix) && string(name[:len(kindPrefix)]) == kindPrefix {
+				out = append(out, string(name[len(kindPrefix):]))
+			}
+			return nil
+		})
+	})
+	return out
+}
+
+// batchSize is how many records one round reads, marks and sends.
+func (q *Queue) batchSize() int { return q.o.Concurrency * 16 }
+
+func (q *Queue) deliverKind(ctx context.Context, s Sender, kind string) {
+	log := q.o.Log.With().Str("kind", kind).Logger()
+	wake := q.notifyChan(kind)
+	for ctx.Err() == nil {
+		q.mu.Lock()
+		until := q.paused[kind]
+		q.mu.Unlock()
+		if wait := until.Sub(q.o.Now()); wait > 0 {
+			log.Info().Time("until", until).Msg("delivery paused by the platform's rate limit")
+			if !sleepCtx(ctx, wait) {
+				return
+			}
+			continue
+		}
+		recs, next, err := q.due(kind, q.batchSize())
+		if err != nil {
+			log.Error().Err(err).Msg("outbox read failed")
+			if !sleepCtx(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		if len(recs) == 0 {
+			wait := time.Second
+			if !next.IsZero() {
+				wait = min(wait, max(next.Sub(q.o.Now()), time.Millisecond))
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+			case <-time.After(wait):
+			}
+			continue
+		}
+		if err := q.markInFlight(kind, recs); err != nil {
+			log.Error().Err(err).Msg("outbox write failed; delivery waits")
+			if !sleepCtx(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		verdicts := make([]Verdict, len(recs))
+		sem := make(chan struct{}, q.o.Concurrency)
+		var wg sync.WaitGroup
+		for i := range recs {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				verdicts[i] = s.Send(ctx, kind, recs[i].Payload, recs[i].RequestID)
+			}()
+		}
+		wg.Wait()
+		if err := q.settle(kind, recs, verdicts); err != nil {
+			// The in-flight marks are on disk: a later round (or a restart)
+			// retries with the same requestIds. Nothing is lost.
+			log.Error().Err(err).Msg("outbox settle failed")
+			sleepCtx(ctx, time.Second)
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// due returns up to n records of kind whose next attempt is due, in
+// sequence order, and the earliest next attempt of those not yet due.
+func (q *Queue) due(kind string, n int) ([]Record, time.Time, error) {
+	now := q.o.Now()
+	var out []Record
+	var next time.Time
+	q.dbMu.RLock()
+	defer q.dbMu.RUnlock()
+	err := q.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(kindPrefix + kind))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		scanned := 0
+		for k, v := c.First(); k != nil && len(out) < n && scanned < 8192; k, v = c.Next() {
+			scanned++
+			rec, err := q.decode(k, v)
+			if err != nil {
+				q.o.Log.Error().Err(err).Uint64("seq", seqOf(k)).Msg("unreadable outbox record left in place")
+				continue
+			}
+			if rec.NextAttempt.After(now) {
+				if next.IsZero() || rec.NextAttempt.Before(next) {
+					next = rec.NextAttempt
+				}
+				continue
+			}
+			out = append(out, rec)
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+func seqOf(k []byte) uint64 {
+	if len(k) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k)
+}
+
+func (q *Queue) decode(k, v []byte) (Record, error) {
+	plain, err := q.sealer.open(k, v)
+	if err != nil {
+		return Record{}, err
+	}
+	rec, err := unmarshal(plain)
+	if err != nil {
+		return Record{}, err
+	}
+	rec.Seq = seqOf(k)
+	return rec, nil
+}
+
+func (q *Queue) put(b *bolt.Bucket, rec *Record) (int64, error) {
+	key := seqKey(rec.Seq)
+	val := q.sealer.seal(key, rec.marshal())
+	return int64(len(key) + len(val)), b.Put(key, val)
+}
+
+// markInFlight records, before sending, the requestId each record's
+// attempt will use, flagged unknown: if the agent dies mid-send, the retry
+// after restart reuses it and the platform answers 10054 instead of
+// counting the report twice.
+func (q *Queue) markInFlight(kind string, recs []Record) error {
+	q.dbMu.RLock()
+	defer q.dbMu.RUnlock()
+	var delta int64
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		delta = 0
+		b := tx.Bucket([]byte(kindPrefix + kind))
+		for i := range recs {
+			r := &recs[i]
+			old := int64(len(b.Get(seqKey(r.Seq))) + 8)
+			r.reused = r.Unknown
+			if !r.Unknown {
+				r.RequestID = newRequestID()
+				r.Unknown = true
+			}
+			r.Attempts++
+			n, err := q.put(b, r)
+			if err != nil {
+				return err
+			}
+			delta += n - old
+		}
+		return nil
+	})
+	if err == nil {
+		q.mu.Lock()
+		q.bytes[kind] += delta
+		q.mu.Unlock()
+	}
+	return err
+}
+
+// backoff is exponential from RetryMin to RetryMax with ±50% jitter.
+func (q *Queue) backoff(attempts int) time.Duration {
+	d := q.o.RetryMin
+	for i := 1; i < attempts && d < q.o.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, q.o.RetryMax)
+	return d/2 + rand.N(d+1)
+}
+
+// settle applies the verdicts in one transaction.
+func (q *Queue) settle(kind string, recs []Record, verdicts []Verdict) error {
+	now := q.o.Now()
+	var delivered, dups, retries, dead int64
+	var removed int
+	var delta int64
+	var pause time.Time
+	var lastErr string
+	var deadRecs []Record
+	q.dbMu.RLock()
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		delivered, dups, retries, dead, removed, delta, pause, lastErr, deadRecs = 0, 0, 0, 0, 0, 0, time.Time{}, "", nil
+		b := tx.Bucket([]byte(kindPrefix + kind))
+		db := tx.Bucket(bucketDead)
+		meta := tx.Bucket(bucketMeta)
+		for i := range recs {
+			r, v := recs[i], verdicts[i]
+			key := seqKey(r.Seq)
+			old := int64(len(key) + len(b.Get(key)))
+			remove := func() error {
+				removed++
+				delta -= old
+				return b.Delete(key)
+			}
+			switch {
+			case v.Outcome == Delivered, v.Outcome == Duplicate && r.reused:
+				// A 10054 answer to a retry that reused the requestId of an
+				// attempt with unknown outcome: that attempt was delivered.
+				if v.Outcome == Duplicate {
+					dups++
+				}
+				delivered++
+				if err := remove(); err != nil {
+					return err
+				}
+				continue
+			case v.Outcome == Dead:
+				r.Unknown, r.LastError, r.DeadAt = false, v.Reason, now
+				if _, err := q.put(db, &r); err != nil {
+					return err
+				}
+				if err := remove(); err != nil {
+					return err
+				}
+				dead++
+				deadRecs = append(deadRecs, r)
+				continue
+			case v.Outcome == Pause:
+				// A replay of an unresolved requestId stays unresolved: the
+				// first attempt may have been processed.
+				r.Unknown = r.reused
+				r.NextAttempt = v.RetryAfter
+				if v.RetryAfter.After(pause) {
+					pause = v.RetryAfter
+				}
+			case v.Outcome == Duplicate:
+				// 10054 on a first attempt: a requestId collision; retry
+				// with a new one.
+				r.Unknown = false
+				r.NextAttempt = now
+			default: // Retry
+				retries++
+				// Keep the requestId while any attempt with it has an
+				// unknown outcome: only acceptance, 10054 or a refusal
+				// resolves it (a fault answer to a replay does not say
+				// whether the first attempt was processed).
+				r.Unknown = v.Unknown || r.reused
+				r.NextAttempt = now.Add(q.backoff(r.Attempts))
+			}
+			r.LastError = v.Reason
+			if v.Reason != "" {
+				lastErr = v.Reason
+			}
+			n, err := q.put(b, &r)
+			if err != nil {
+				return err
+			}
+			delta += n - old
+		}
+		for name, n := range map[string]int64{"delivered": delivered, "duplicates": dups, "retries": retries, "dead": dead} {
+			if n > 0 {
+				if err := addCounter(meta, name, n); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	q.dbMu.RUnlock()
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	q.pending[kind] -= removed
+	q.bytes[kind] += delta
+	q.dead += int(dead)
+	q.counters["delivered"] += delivered
+	q.counters["duplicates"] += dups
+	q.counters["retries"] += retries
+	q.counters["dead"] += dead
+	if lastErr != "" {
+		q.lastErr[kind] = lastErr
+	} else if delivered > 0 {
+		delete(q.lastErr, kind)
+	}
+	if !pause.IsZero() {
+		q.paused[kind] = pause
+	}
+	q.mu.Unlock()
+	for _, r := range deadRecs {
+		msg := "dead letter: " + kind + " record " + strconv.FormatUint(r.Seq, 10) + " refused by the platform: " + r.LastError
+		q.alert(msg)
+		q.o.Log.Error().Str("kind", kind).Uint64("seq", r.Seq).Str("reason", r.LastError).Msg("outbox record moved to dead letters (see `scanagent queue list --dead`, retry with `scanagent queue retry`)")
+	}
+	return nil
+}

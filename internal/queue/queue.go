@@ -1,0 +1,558 @@
+// Package queue is scanagent's durable outbox on bbolt: usage reports and
+// card bindings waiting for the platform. Enqueue returns only after the
+// record is committed to disk (fsync), with concurrent producers sharing
+// commits; records leave only after the platform accepted them; once an
+// attempt's outcome is unknown (timeout, crash mid-send) its requestId is
+// kept for every retry until the platform accepts it, answers 10054 or
+// refuses it, so a report is never counted twice.
+// It is the agent's only durable state. It does not import other stages: it
+// consumes a Sender.
+package queue
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Outcome is the result of one delivery attempt.
+type Outcome int
+
+// Outcomes.
+const (
+	// Delivered: the platform accepted the record.
+	Delivered Outcome = iota + 1
+	// Duplicate: the platform has seen this requestId (10054).
+	Duplicate
+	// Retry: try again later (platform fault, timeout, outage).
+	Retry
+	// Dead: the platform refused the record for good; keep it as a dead
+	// letter and alert.
+	Dead
+	// Pause: the API is rate limited until RetryAfter.
+	Pause
+)
+
+// Verdict is a Sender's account of one attempt.
+type Verdict struct {
+	Outcome Outcome
+	// Unknown: the request may have been processed (sent, no answer).
+	Unknown    bool
+	RetryAfter time.Time
+	Reason     string
+}
+
+// Sender delivers one record. It is the platform client, adapted.
+type Sender interface {
+	Send(ctx context.Context, kind string, payload []byte, requestID string) Verdict
+}
+
+// Errors of Enqueue.
+var (
+	// ErrFull: the queue is at its configured bound (or the disk is full)
+	// and the policy is to reject new records.
+	ErrFull = errors.New("outbox full")
+	// ErrClosed: the queue is closing.
+	ErrClosed = errors.New("outbox closed")
+)
+
+// Options configures the outbox.
+type Options struct {
+	Path        string
+	MaxRecords  int
+	MaxBytes    int64
+	FullPolicy  string // reject, drop_oldest
+	BatchWindow time.Duration
+	Concurrency int
+	RetryMin    time.Duration
+	RetryMax    time.Duration
+	// Key, when set, encrypts record values with AES-256-GCM.
+	Key []byte
+	// OpenTimeout bounds waiting for the file lock (another process).
+	OpenTimeout time.Duration
+	ReadOnly    bool
+	Log         zerolog.Logger
+	Now         func() time.Time
+}
+
+var (
+	bucketMeta  = []byte("meta")
+	bucketDead  = []byte("dead")
+	kindPrefix  = "q:"
+	counterKeys = []string{"delivered", "duplicates", "retries", "dead", "dropped"}
+)
+
+// Queue is the outbox.
+type Queue struct {
+	o      Options
+	sealer *sealer
+
+	dbMu sync.RWMutex // write-locked only to swap the file (compaction)
+	db   *bolt.DB
+
+	reqs      chan *enqueueReq
+	closeMu   sync.RWMutex
+	closed    bool
+	closing   chan struct{}
+	committer sync.WaitGroup
+	closeOnce sync.Once
+
+	mu       sync.Mutex
+	pending  map[string]int
+	bytes    map[string]int64
+	dead     int
+	counters map[string]int64
+	lastErr  map[string]string
+	paused   map[string]time.Time
+	alerts   []string
+	notify   map[string]chan struct{}
+	commits  int64 // write transactions of the committer (tests, metrics)
+}
+
+type enqueueReq struct {
+	kind    string
+	payload []byte
+	done    chan enqueueRes
+}
+
+type enqueueRes struct {
+	seq uint64
+	err error
+}
+
+// Open opens (or creates) the outbox at o.Path. A file held by another
+// process fails after OpenTimeout with a clear message; a corrupt file is
+// moved aside to <path>.corrupt-<time>, a fresh one is created and an alert
+// is raised.
+func Open(o Options) (*Queue, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.OpenTimeout == 0 {
+		o.OpenTimeout = 2 * time.Second
+	}
+	if o.Concurrency < 1 {
+		o.Concurrency = 4
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = time.Second
+	}
+	if o.RetryMax < o.RetryMin {
+		o.RetryMax = o.RetryMin
+	}
+	if o.MaxRecords <= 0 {
+		o.MaxRecords = 1_000_000
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 256 << 20
+	}
+	s, err := newSealer(o.Key)
+	if err != nil {
+		return nil, err
+	}
+	q := &Queue{o: o, sealer: s, reqs: make(chan *enqueueReq, 1024), closing: make(chan struct{}),
+		pending: map[string]int{}, bytes: map[string]int64{}, counters: map[string]int64{}, lastErr: map[string]string{},
+		paused: map[string]time.Time{}, notify: map[string]chan struct{}{}}
+	if err := q.openFile(); err != nil {
+		return nil, err
+	}
+	if !o.ReadOnly {
+		q.committer.Add(1)
+		go q.commitLoop()
+	}
+	return q, nil
+}
+
+func (q *Queue) openFile() error {
+	if !q.o.ReadOnly {
+		if err := os.MkdirAll(dirOf(q.o.Path), 0o750); err != nil {
+			return fmt.Errorf("outbox directory: %w", err)
+		}
+	}
+	db, err := q.tryOpen()
+	if err == nil {
+		q.db = db
+		return nil
+	}
+	if errors.Is(err, berrors.ErrTimeout) {
+		return fmt.Errorf("outbox %s is locked by another process (is another scanagent running on this file?)", q.o.Path)
+	}
+	if !isCorrupt(err) || q.o.ReadOnly {
+		return fmt.Errorf("open outbox %s: %w", q.o.Path, err)
+	}
+	aside := fmt.Sprintf("%s.corrupt-%s", q.o.Path, q.o.Now().Format("20060102-150405"))
+	if rerr := os.Rename(q.o.Path, aside); rerr != nil {
+		return fmt.Errorf("outbox %s is corrupt (%v) and could not be moved aside: %w", q.o.Path, err, rerr)
+	}
+	msg := fmt.Sprintf("outbox file was corrupt (%v); moved aside to %s and started empty: records in it need manual recovery", err, aside)
+	q.alert(msg)
+	q.o.Log.Error().Str("path", q.o.Path).Str("movedTo", aside).Err(err).Msg("outbox corrupt: moved aside, starting with a fresh file")
+	db, err = q.tryOpen()
+	if err != nil {
+		return fmt.Errorf("open fresh outbox %s: %w", q.o.Path, err)
+	}
+	q.db = db
+	return nil
+}
+
+type corruptError struct{ cause any }
+
+func (e corruptError) Error() string { return fmt.Sprintf("corrupt file: %v", e.cause) }
+
+func isCorrupt(err error) bool {
+	var ce corruptError
+	return errors.As(err, &ce) || errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) ||
+		errors.Is(err, berrors.ErrVersionMismatch) || errors.Is(err, berrors.ErrInvalidMapping) || errors.Is(err, errCorruptRecord)
+}
+
+// tryOpen opens the file and loads the counters by walking every record,
+// which also proves the pages readable; bbolt panics on some corruptions,
+// and those become errors here.
+func (q *Queue) tryOpen() (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				db.Close()
+			}
+			db, err = nil, corruptError{r}
+		}
+	}()
+	db, err = bolt.Open(q.o.Path, 0o600, &bolt.Options{Timeout: q.o.OpenTimeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType, ReadOnly: q.o.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	if !q.o.ReadOnly {
+		if err := db.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bucketMeta, bucketDead} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	if err := db.View(q.load); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// load rebuilds the in-memory counters from the file.
+func (q *Queue) load(tx *bolt.Tx) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pending, q.bytes, q.dead = map[string]int{}, map[string]int64{}, 0
+	err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		switch {
+		case string(name) == string(bucketMeta):
+			for _, k := range counterKeys {
+				if v := b.Get([]byte(k)); len(v) == 8 {
+					q.counters[k] = int64(binary.BigEndian.Uint64(v))
+				}
+			}
+		case string(name) == string(bucketDead):
+			q.dead = b.Stats().KeyN
+		case len(name) > len(kindPrefix) && string(name[:len(kindPrefix)]) == kindPrefix:
+			kind := string(name[len(kindPrefix):])
+			return b.ForEach(func(k, v []byte) error {
+				if len(k) != 8 {
+					return errCorruptRecord
+				}
+				q.pending[kind]++
+				q.bytes[kind] += int64(len(k) + len(v))
+				return nil
+			})
+		}
+		return nil
+	})
+	return err
+}
+
+func dirOf(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if os.IsPathSeparator(p[i]) {
+			return p[:i+1]
+		}
+	}
+	return "."
+}
+
+func (q *Queue) alert(msg string) {
+	q.mu.Lock()
+	q.alerts = append(q.alerts, q.o.Now().Format(time.RFC3339)+" "+msg)
+	if len(q.alerts) > 20 {
+		q.alerts = q.alerts[len(q.alerts)-20:]
+	}
+	q.mu.Unlock()
+}
+
+func seqKey(seq uint64) []byte {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, seq)
+	return k
+}
+
+// Enqueue stores a record of kind and returns its sequence number once it
+// is committed to disk. It fails with ErrFull (bound reached under the
+// reject policy, or disk full) or ErrClosed; nothing is half-stored.
+func (q *Queue) Enqueue(ctx context.Context, kind string, payload []byte) (uint64, error) {
+	if q.o.ReadOnly {
+		return 0, errors.New("outbox opened read-only")
+	}
+	r := &enqueueReq{kind: kind, payload: payload, done: make(chan enqueueRes, 1)}
+	q.closeMu.RLock()
+	if q.closed {
+		q.closeMu.RUnlock()
+		return 0, ErrClosed
+	}
+	select {
+	case q.reqs <- r:
+		q.closeMu.RUnlock()
+	case <-ctx.Done():
+		q.closeMu.RUnlock()
+		return 0, ctx.Err()
+	}
+	// Once handed over the commit happens; wait for its result even if ctx
+	// ends, so the caller never mistakes a stored record for a lost one.
+	res := <-r.done
+	return res.seq, res.err
+}
+
+// commitLoop is the group committer: it takes every request waiting (and,
+// with a batch window, those arriving within it) and commits them in one
+// transaction, so concurrent producers share one fsync.
+func (q *Queue) commitLoop() {
+	defer q.committer.Done()
+	for {
+		var first *enqueueReq
+		select {
+		case first = <-q.reqs:
+		case <-q.closing:
+			// Commit what was handed over before closing.
+			for {
+				select {
+				case r := <-q.reqs:
+					q.commit([]*enqueueReq{r})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*enqueueReq{first}
+		var window <-chan time.Time
+		if q.o.BatchWindow > 0 {
+			window = time.After(q.o.BatchWindow)
+		}
+	collect:
+		for len(batch) < 1024 {
+			select {
+			case r := <-q.reqs:
+				batch = append(batch, r)
+				continue
+			default:
+			}
+			if window == nil {
+				break
+			}
+			select {
+			case r := <-q.reqs:
+				batch = append(batch, r)
+			case <-window:
+				break collect
+			}
+		}
+		q.commit(batch)
+	}
+}
+
+func (q *Queue) commit(batch []*enqueueReq) {
+	res := make([]enqueueRes, len(batch))
+	type dropped struct {
+		kind string
+		size int64
+	}
+	var drops []dropped
+	added := map[string]int{}
+	addedBytes := map[string]int64{}
+	now := q.o.Now()
+	q.dbMu.RLock()
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		drops, added, addedBytes = drops[:0], map[string]int{}, map[string]int64{}
+		for i := range res {
+			res[i] = enqueueRes{}
+		}
+		meta := tx.Bucket(bucketMeta)
+		q.mu.Lock()
+		count, size := q.totalLocked()
+		q.mu.Unlock()
+		for i, r := range batch {
+			rec := Record{Kind: r.kind, Payload: r.payload, Enqueued: now}
+			seq, err := meta.NextSequence()
+			if err != nil {
+				return err
+			}
+			key := seqKey(seq)
+			val := q.sealer.seal(key, rec.marshal())
+			need := int64(len(key) + len(val))
+			for count+1 > q.o.MaxRecords || size+need > q.o.MaxBytes {
+				if q.o.FullPolicy != "drop_oldest" {
+					break
+				}
+				kind, n, ok := dropOldest(tx)
+				if !ok {
+					break
+				}
+				drops = append(drops, dropped{kind, n})
+				count, size = count-1, size-n
+			}
+			if count+1 > q.o.MaxRecords || size+need > q.o.MaxBytes {
+				res[i].err = fmt.Errorf("%w: %d records / %d bytes (limits %d / %d)", ErrFull, count, size, q.o.MaxRecords, q.o.MaxBytes)
+				continue
+			}
+			b, err := tx.CreateBucketIfNotExists([]byte(kindPrefix + r.kind))
+			if err != nil {
+				return err
+			}
+			b.FillPercent = 1.0 // keys only grow: pack pages full
+			if err := b.Put(key, val); err != nil {
+				return err
+			}
+			res[i].seq = seq
+			count, size = count+1, size+need
+			added[r.kind]++
+			addedBytes[r.kind] += need
+		}
+		if len(drops) > 0 {
+			return addCounter(meta, "dropped", int64(len(drops)))
+		}
+		return nil
+	})
+	q.dbMu.RUnlock()
+	if err != nil {
+		// Nothing of this transaction is stored (disk full, I/O error):
+		// every producer hears so; the queue keeps running.
+		q.o.Log.Error().Err(err).Int("records", len(batch)).Msg("outbox commit failed; records refused")
+		for i := range res {
+			res[i] = enqueueRes{err: fmt.Errorf("%w: cannot write the outbox: %v", ErrFull, err)}
+		}
+	} else {
+		q.mu.Lock()
+		q.commits++
+		for k, n := range added {
+			q.pending[k] += n
+			q.bytes[k] += addedBytes[k]
+		}
+		for _, d := range drops {
+			q.pending[d.kind]--
+			q.bytes[d.kind] -= d.size
+			q.counters["dropped"]++
+		}
+		q.mu.Unlock()
+		for _, d := range drops {
+			q.o.Log.Warn().Str("kind", d.kind).Msg("outbox full: oldest record dropped (queue.full_policy = \"drop_oldest\")")
+		}
+		for k := range added {
+			q.signal(k)
+		}
+		if len(added) > 0 {
+			q.signal("") // Run starts a delivery loop for a new kind
+		}
+	}
+	for i, r := range batch {
+		r.done <- res[i]
+	}
+}
+
+// dropOldest deletes the record with the lowest sequence across kinds.
+func dropOldest(tx *bolt.Tx) (kind string, size int64, ok bool) {
+	var best []byte
+	var bestKind string
+	_ = tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		if len(name) <= len(kindPrefix) || string(name[:len(kindPrefix)]) != kindPrefix {
+			return nil
+		}
+		if k, _ := b.Cursor().First(); k != nil && (best == nil || string(k) < string(best)) {
+			best, bestKind = append([]byte(nil), k...), string(name[len(kindPrefix):])
+		}
+		return nil
+	})
+	if best == nil {
+		return "", 0, false
+	}
+	b := tx.Bucket([]byte(kindPrefix + bestKind))
+	size = int64(len(best) + len(b.Get(best)))
+	return bestKind, size, b.Delete(best) == nil
+}
+
+func addCounter(meta *bolt.Bucket, name string, n int64) error {
+	var v uint64
+	if old := meta.Get([]byte(name)); len(old) == 8 {
+		v = binary.BigEndian.Uint64(old)
+	}
+	buf := make([]byte, 8)
+	binary.BigEndian.PutUint64(buf, v+uint64(n))
+	return meta.Put([]byte(name), buf)
+}
+
+func (q *Queue) totalLocked() (int, int64) {
+	n, s := 0, int64(0)
+	for k, c := range q.pending {
+		n += c
+		s += q.bytes[k]
+	}
+	return n, s
+}
+
+func (q *Queue) signal(kind string) {
+	q.mu.Lock()
+	ch, ok := q.notify[kind]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		q.notify[kind] = ch
+	}
+	q.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (q *Queue) notifyChan(kind string) chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ch, ok := q.notify[kind]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		q.notify[kind] = ch
+	}
+	return ch
+}
+
+// Close stops accepting records, commits those already handed over and
+// closes the file. Call it after Run returned.
+func (q *Queue) Close() error {
+	var err error
+	q.closeOnce.Do(func() {
+		q.closeMu.Lock()
+		q.closed = true
+		q.closeMu.Unlock()
+		close(q.closing)
+		q.committer.Wait()
+		q.dbMu.Lock()
+		err = q.db.Close()
+		q.dbMu.Unlock()
+	})
+	return err
+}
