@@ -15,6 +15,7 @@ import (
 	"scanagent/internal/code"
 	"scanagent/internal/config"
 	"scanagent/internal/logging"
+	"scanagent/internal/queue"
 	"scanagent/internal/scanner"
 	"scanagent/internal/verify"
 )
@@ -31,6 +32,7 @@ type agent struct {
 	cfg      config.Config
 	log      zerolog.Logger
 	platform platform // nil when platform.mode = "off"
+	outbox   *queue.Queue
 	pipe     *pipeline
 	sup      *scanner.Supervisor
 	sources  []scanner.Source
@@ -82,7 +84,12 @@ func buildAgent(cfg config.Config, log zerolog.Logger) (*agent, error) {
 			HTTP: skmHTTP, Log: logging.Component(log, "skm")})
 	}
 	a.pipe = &pipeline{parser: parser, debounce: code.NewDebouncer(cfg.Code.Debounce.D()), verifier: rt, offline: cfg.Agent.Offline,
-		log: logging.Component(log, "pipeline"), now: time.Now}
+		reports: map[string]reportDefaults{}, log: logging.Component(log, "pipeline"), now: time.Now}
+	for _, s := range cfg.Sources {
+		if s.Scene != "" && s.CardChannel != "" {
+			a.pipe.reports[s.Name] = reportDefaults{scene: s.Scene, channel: s.CardChannel, department: s.Department}
+		}
+	}
 	a.sup = scanner.NewSupervisor(logging.Component(log, "scanner"))
 	for _, s := range cfg.Sources {
 		src, err := buildSource(s, logging.Component(log, "scanner"))
@@ -143,10 +150,62 @@ func buildSource(s config.Source, log zerolog.Logger) (scanner.Source, error) {
 	return nil, fmt.Errorf("unknown source type %q", s.Type)
 }
 
+// openOutbox opens the outbox (refusing a second agent on the same file).
+func (a *agent) openOutbox() error {
+	if a.platform == nil {
+		return nil
+	}
+	q := a.cfg.Queue
+	var key []byte
+	if q.Encrypt {
+		k, err := config.DecodeKey(q.Key.Reveal())
+		if err != nil {
+			return fmt.Errorf("queue.key: %w", err)
+		}
+		key = k
+	}
+	ob, err := queue.Open(queue.Options{Path: q.Path, MaxRecords: q.MaxRecords, MaxBytes: q.MaxBytes, FullPolicy: q.FullPolicy,
+		BatchWindow: q.BatchWindow.D(), Concurrency: q.Concurrency, RetryMin: q.RetryMin.D(), RetryMax: q.RetryMax.D(), Key: key,
+		Log: logging.Component(a.log, "outbox")})
+	if err != nil {
+		return err
+	}
+	a.outbox = ob
+	a.pipe.outbox = ob
+	st := ob.Stats()
+	a.log.Info().Str("path", q.Path).Int("pending", st.Depth()).Int("dead", st.Dead).Msg("outbox open")
+	return nil
+}
+
 // run starts the agent and blocks until ctx ends, then stops in reverse
 // order within the shutdown timeout: scanners first, in-flight scans
-// drained, servers closed.
+// drained, outbox delivery stopped and the file closed, servers closed.
 func (a *agent) run(ctx context.Context) error {
+	if err := a.openOutbox(); err != nil {
+		return err
+	}
+	deliverCtx, stopDelivery := context.WithCancel(context.WithoutCancel(ctx))
+	var deliverWG sync.WaitGroup
+	defer func() {
+		// On every return path: delivery stops before the file closes.
+		stopDelivery()
+		deliverWG.Wait()
+		if a.outbox != nil {
+			a.outbox.Close()
+		}
+	}()
+	if a.outbox != nil {
+		deliverWG.Add(2)
+		go func() {
+			defer deliverWG.Done()
+			a.outbox.Run(deliverCtx, platformSender{p: a.platform, pause: a.cfg.Platform.RateLimitPause.D(), now: time.Now})
+		}()
+		go func() {
+			defer deliverWG.Done()
+			a.outbox.Maintain(deliverCtx, 10*time.Minute)
+		}()
+	}
+
 	// Listeners first, so a port conflict fails the start.
 	var lns []net.Listener
 	for _, srv := range a.servers {
@@ -218,8 +277,12 @@ func (a *agent) run(ctx context.Context) error {
 		_ = srv.Shutdown(sctx)
 	}
 	srvWG.Wait()
+	// Delivery stops after the pipeline drained, so every report of an
+	// in-flight scan is on disk; in-flight sends keep their requestIds.
+	stopDelivery()
+	deliverWG.Wait()
 	st := &a.pipe.stats
 	a.log.Info().Int64("scans", st.Scans.Load()).Int64("verified", st.Verified.Load()).Int64("rejected", st.Rejected.Load()).
-		Int64("failed", st.Failed.Load()).Int64("suppressed", st.Suppressed.Load()).Msg("stopped")
+		Int64("failed", st.Failed.Load()).Int64("suppressed", st.Suppressed.Load()).Int64("reportsQueued", st.Reports.Load()).Msg("stopped")
 	return err
 }

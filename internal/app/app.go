@@ -55,6 +55,7 @@ func commands() map[string]command {
 		"version": {summary: "print version, commit and Go version", run: cmdVersion},
 		"run":     {summary: "run the agent in the foreground: run -c FILE", run: cmdRun},
 		"ports":   {summary: "list serial ports and HID devices (--json)", run: cmdPorts},
+		"queue":   {summary: "inspect and repair the outbox: stats, list, retry, purge", sub: queueCommands()},
 		"config": {summary: "configuration tools", sub: map[string]command{
 			"sample": {summary: "print the annotated sample configuration", run: cmdConfigSample},
 			"check":  {summary: "validate a configuration file: config check -c FILE", run: cmdConfigCheck},

@@ -58,6 +58,9 @@ type pipelineStats struct {
 	Verified   atomic.Int64
 	Unverified atomic.Int64
 	Failed     atomic.Int64
+	// Reports queued, and refused by the outbox.
+	Reports        atomic.Int64
+	ReportsRefused atomic.Int64
 }
 
 // pipeline is parse → debounce → verify → sinks, with bounded concurrency.
@@ -67,9 +70,13 @@ type pipeline struct {
 	verifier Verifier
 	sinks    []Sink
 	offline  string // refuse, unverified
-	log      zerolog.Logger
-	stats    pipelineStats
-	now      func() time.Time
+	// outbox and reports: usage reports for e-Health Card scans from
+	// sources with report settings (nil outbox: none).
+	outbox  recorder
+	reports map[string]reportDefaults
+	log     zerolog.Logger
+	stats   pipelineStats
+	now     func() time.Time
 }
 
 func newScanID() string {
@@ -90,6 +97,7 @@ func (p *pipeline) handle(ctx context.Context, sc scanner.Scan) {
 	p.resolve(ctx, sc, &o)
 	o.LatencyMs = float64(p.now().Sub(sc.At).Microseconds()) / 1000
 	p.logOutcome(o)
+	p.report(ctx, o)
 	for _, s := range p.sinks {
 		if err := s.Deliver(ctx, o); err != nil {
 			p.log.Warn().Err(err).Str("scan", o.ID).Msg("HIS sink failed")
@@ -158,6 +166,21 @@ func outcomeError(err error, kind code.Kind) *OutcomeError {
 		return &OutcomeError{Code: fmt.Sprintf("platform_%d", e.Code), Message: e.Msg}
 	}
 	return &OutcomeError{Code: e.Class.String(), Message: e.Error()}
+}
+
+// report queues the usage report of an e-Health Card scan that reached the
+// HIS (verified, or handed over unverified offline).
+func (p *pipeline) report(ctx context.Context, o Outcome) {
+	d, ok := p.reports[o.Source]
+	if p.outbox == nil || !ok || o.Identity == nil || (o.Kind != string(code.KindEHCStatic) && o.Kind != string(code.KindEHCDynamic)) {
+		return
+	}
+	if _, err := enqueueReport(ctx, p.outbox, d, o.Identity.QRCodeText, o.Time); err != nil {
+		p.stats.ReportsRefused.Add(1)
+		p.log.Error().Err(err).Str("scan", o.ID).Msg("usage report not queued")
+		return
+	}
+	p.stats.Reports.Add(1)
 }
 
 // logOutcome writes one masked line per outcome.

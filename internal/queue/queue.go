@@ -172,7 +172,11 @@ func Open(o Options) (*Queue, error) {
 }
 
 func (q *Queue) openFile() error {
-	if !q.o.ReadOnly {
+	if q.o.ReadOnly {
+		if _, err := os.Stat(q.o.Path); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no outbox at %s (the agent has not run with this configuration yet)", q.o.Path)
+		}
+	} else {
 		if err := os.MkdirAll(dirOf(q.o.Path), 0o750); err != nil {
 			return fmt.Errorf("outbox directory: %w", err)
 		}

@@ -52,6 +52,14 @@ func TestEveryPayloadClass(t *testing.T) {
 					}
 				}
 			}
+			// Every e-Health Card scan that reached the HIS was reported
+			// through the outbox (4 verified codes; the unknown card not).
+			waitUntil(t, "usage reports delivered", func() bool { return len(s.platform.Stats().Reports) == 4 })
+			for _, r := range s.platform.Stats().Reports {
+				if r.Req["scene"] != "010101" || r.Req["cardChannel"] != "0100" || r.Req["cardType"] != "11" || r.Req["qrCodeText"] == "" {
+					t.Fatalf("report %+v", r)
+				}
+			}
 			if e := a.log(); strings.Contains(e, "龙小英") || strings.Contains(e, "432901198810228888") || strings.Contains(e, cards[0].QRCodeText) || strings.Contains(e, platform.Defaults().AppSecret) {
 				t.Fatal("the agent log carries unmasked personal data or the secret")
 			}
