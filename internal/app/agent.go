@@ -14,6 +14,7 @@ import (
 
 	"scanagent/internal/code"
 	"scanagent/internal/config"
+	"scanagent/internal/his"
 	"scanagent/internal/logging"
 	"scanagent/internal/queue"
 	"scanagent/internal/scanner"
@@ -33,6 +34,7 @@ type agent struct {
 	log      zerolog.Logger
 	platform platform // nil when platform.mode = "off"
 	outbox   *queue.Queue
+	api      *his.API
 	pipe     *pipeline
 	sup      *scanner.Supervisor
 	sources  []scanner.Source
@@ -97,6 +99,13 @@ func buildAgent(cfg config.Config, log zerolog.Logger) (*agent, error) {
 			return nil, fmt.Errorf("source %q: %w", s.Name, err)
 		}
 		a.sources = append(a.sources, src)
+	}
+	if api := cfg.HIS.API; api.Enabled {
+		host, _, _ := net.SplitHostPort(api.Listen)
+		a.api = his.NewAPI(his.APIOptions{AllowedOrigins: api.AllowedOrigins, Token: api.Token.Reveal(), LoopbackOnly: isLoopbackHost(host),
+			Status: a.status, Metrics: a.metrics, Log: logging.Component(log, "his-api")})
+		a.pipe.sinks = append(a.pipe.sinks, hisSink{a.api})
+		a.servers = append(a.servers, &http.Server{Addr: api.Listen, Handler: a.api.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute})
 	}
 	if g := cfg.Gateway; g.Enabled {
 		ehc, ok := a.platform.(*verify.EHC)
@@ -172,6 +181,9 @@ func (a *agent) openOutbox() error {
 	}
 	a.outbox = ob
 	a.pipe.outbox = ob
+	if a.api != nil {
+		a.api.SetRecorder(usageRecorder{q: ob, reports: a.pipe.reports, now: time.Now})
+	}
 	st := ob.Stats()
 	a.log.Info().Str("path", q.Path).Int("pending", st.Depth()).Int("dead", st.Dead).Msg("outbox open")
 	return nil
@@ -285,4 +297,12 @@ func (a *agent) run(ctx context.Context) error {
 	a.log.Info().Int64("scans", st.Scans.Load()).Int64("verified", st.Verified.Load()).Int64("rejected", st.Rejected.Load()).
 		Int64("failed", st.Failed.Load()).Int64("suppressed", st.Suppressed.Load()).Int64("reportsQueued", st.Reports.Load()).Msg("stopped")
 	return err
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

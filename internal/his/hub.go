@@ -1,0 +1,92 @@
+package his
+
+import (
+	"sync"
+)
+
+// hub fans events out to subscribers and remembers recent ones.
+type hub struct {
+	mu     sync.Mutex
+	subs   map[*sub]struct{}
+	recent []Event // newest last
+	keep   int
+}
+
+type sub struct {
+	ch     chan Event
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (s *sub) close() { s.once.Do(func() { close(s.closed) }) }
+
+func newHub(keep int) *hub { return &hub{subs: map[*sub]struct{}{}, keep: keep} }
+
+func (h *hub) subscribe() *sub {
+	s := &sub{ch: make(chan Event, 64), closed: make(chan struct{})}
+	h.mu.Lock()
+	h.subs[s] = struct{}{}
+	h.mu.Unlock()
+	return s
+}
+
+func (h *hub) unsubscribe(s *sub) {
+	h.mu.Lock()
+	delete(h.subs, s)
+	h.mu.Unlock()
+	s.close()
+}
+
+// publish never blocks: a subscriber whose buffer is full is disconnected
+// (it can reconnect and read /v1/scans/last) rather than stall the scanner.
+func (h *hub) publish(e Event) (dropped int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recent = append(h.recent, e)
+	if len(h.recent) > h.keep {
+		h.recent = h.recent[len(h.recent)-h.keep:]
+	}
+	for s := range h.subs {
+		select {
+		case s.ch <- e:
+		default:
+			delete(h.subs, s)
+			s.close()
+			dropped++
+		}
+	}
+	return dropped
+}
+
+func (h *hub) last() (Event, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.recent) == 0 {
+		return Event{}, false
+	}
+	return h.recent[len(h.recent)-1], true
+}
+
+func (h *hub) find(id string) (Event, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := len(h.recent) - 1; i >= 0; i-- {
+		if h.recent[i].ID == id {
+			return h.recent[i], true
+		}
+	}
+	return Event{}, false
+}
+
+func (h *hub) snapshot(n int) []Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	start := max(0, len(h.recent)-n)
+	return append([]Event(nil), h.recent[start:]...)
+}
+
+func (h *hub) clients() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
+}
