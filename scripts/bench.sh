@@ -3,7 +3,9 @@
 # measured in the same run on the same machine (these machines are noisy):
 #   1. platform round trip: agent verification vs a bare net/http POST to the same fake
 #   2. scan latency: last byte written by the fake scanner → outcome, vs the wire time
-#   3. outbox: durable enqueue vs raw bbolt, group commit, drain rate (when present)
+#   3. outbox: durable enqueue vs raw bbolt, group commit
+#   4. outbox drain rate through the platform client
+#   5. outbox with 1,000,000 records: file size and RSS
 # Usage: scripts/bench.sh [N]   (N scans for the latency run, default 1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +18,12 @@ awk '/BenchmarkVerifyStatic/ {a+=$3; na++} /BenchmarkRawPost/ {b+=$3; nb++} END 
 echo "== 2. scan latency through the real binary ($n scans per baud rate)"
 SCANAGENT_BENCH=1 SCANAGENT_BENCH_N="$n" go test ./test/e2e/ -run TestLatencyReport -count 1 -v -timeout 30m | grep -E '^baud='
 
-if ls internal/queue/*_test.go >/dev/null 2>&1 && grep -q BenchmarkEnqueue internal/queue/*_test.go; then
-  echo "== 3. outbox"
-  go test ./internal/queue/ -run '^$' -bench . -benchtime 2s | grep -E 'Benchmark|ratio'
-fi
+echo "== 3. outbox: durable enqueue vs a raw bbolt Update with one Put per commit (same disk, same run)"
+go test ./internal/queue/ -run '^$' -bench 'BenchmarkRawBoltPut|BenchmarkEnqueue1$|BenchmarkEnqueue16' -benchtime 2s -count 2 | tee /tmp/scanagent-bench-queue.txt | grep Benchmark
+awk '/BenchmarkRawBoltPut/ {r+=$3; nr++} /BenchmarkEnqueue1-/ {a+=$3; na++} /BenchmarkEnqueue16-/ {b+=$3; nb++}
+     END { raw=r/nr; printf "   1 producer:   %.2fx the raw per-record time (%.0f µs vs %.0f µs)\n", (a/na)/raw, a/na/1000, raw/1000;
+           printf "   16 producers: %.1fx the raw throughput with group commit (%.0f µs per record)\n", raw/(b/nb), b/nb/1000 }' /tmp/scanagent-bench-queue.txt
+echo "== 4. outbox drain through the platform client to the fake platform on loopback (target >= 2000 reports/s)"
+go test ./internal/app/ -run '^$' -bench BenchmarkDrain -benchtime 20000x | grep -E 'Benchmark'
+echo "== 5. 1,000,000 queued reports: file size and RSS after reopen (targets < 300 MB, < 100 MB)"
+SCANAGENT_BENCH=1 go test ./internal/queue/ -run TestMillionRecords -count 1 -v -timeout 30m | grep -oE 'records=.*'

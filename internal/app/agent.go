@@ -21,9 +21,9 @@ import (
 	"scanagent/internal/verify"
 )
 
-// platform is what the agent needs of its e-Health Card access, direct or
+// platformClient is what the agent needs of its e-Health Card access, direct or
 // through a gateway.
-type platform interface {
+type platformClient interface {
 	verify.Upstream
 	Status() verify.Status
 }
@@ -32,7 +32,7 @@ type platform interface {
 type agent struct {
 	cfg      config.Config
 	log      zerolog.Logger
-	platform platform // nil when platform.mode = "off"
+	platform platformClient // nil when platform.mode = "off"
 	outbox   *queue.Queue
 	api      *his.API
 	pipe     *pipeline

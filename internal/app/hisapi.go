@@ -42,12 +42,15 @@ type usageRecorder struct {
 
 var _ his.UsageRecorder = usageRecorder{}
 
-func (u usageRecorder) enqueue(ctx context.Context, kind string, v any) (string, error) {
+func (u usageRecorder) enqueue(ctx context.Context, kind, key string, v any) (string, error) {
 	payload, err := json.Marshal(v)
 	if err != nil {
 		return "", err
 	}
-	seq, err := u.q.Enqueue(ctx, kind, payload)
+	if key != "" {
+		key = "his:" + key
+	}
+	seq, err := u.q.EnqueueKeyed(ctx, kind, key, payload)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", his.ErrQueueRefused, err)
 	}
@@ -82,11 +85,11 @@ func (u usageRecorder) RecordUsage(ctx context.Context, in his.Usage) (string, e
 			r.Department = d.department
 		}
 	}
-	return u.enqueue(ctx, kindReport, r)
+	return u.enqueue(ctx, kindReport, in.IdempotencyKey, r)
 }
 
 func (u usageRecorder) RecordBinding(ctx context.Context, in his.Binding) (string, error) {
-	return u.enqueue(ctx, kindBind, verify.Binding{PatID: in.PatID, QRCodeText: in.QRCodeText})
+	return u.enqueue(ctx, kindBind, in.IdempotencyKey, verify.Binding{PatID: in.PatID, QRCodeText: in.QRCodeText})
 }
 
 // status is the agent's state for /v1/status and the status page.

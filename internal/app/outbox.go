@@ -16,9 +16,10 @@ const (
 	kindBind   = "bind"   // bindCardRelation
 )
 
-// recorder is what producers need of the outbox.
+// recorder is what producers need of the outbox: a durable enqueue with
+// an optional idempotency key.
 type recorder interface {
-	Enqueue(ctx context.Context, kind string, payload []byte) (uint64, error)
+	EnqueueKeyed(ctx context.Context, kind, key string, payload []byte) (uint64, error)
 }
 
 var _ recorder = (*queue.Queue)(nil)
@@ -87,12 +88,13 @@ type reportDefaults struct {
 }
 
 // enqueueReport queues the reportHISData of a successful e-Health Card scan
-// from a source with report settings. It returns the record's sequence.
-func enqueueReport(ctx context.Context, rec recorder, d reportDefaults, qrCodeText string, at time.Time) (uint64, error) {
+// from a source with report settings, keyed by the scan. It returns the
+// record's sequence.
+func enqueueReport(ctx context.Context, rec recorder, d reportDefaults, scanID, qrCodeText string, at time.Time) (uint64, error) {
 	payload, err := json.Marshal(verify.Report{QRCodeText: qrCodeText, Time: verify.FormatTime(at), Scene: d.scene,
 		Department: d.department, CardType: "11", CardChannel: d.channel})
 	if err != nil {
 		return 0, err
 	}
-	return rec.Enqueue(ctx, kindReport, payload)
+	return rec.EnqueueKeyed(ctx, kindReport, "scan:"+scanID, payload)
 }

@@ -175,7 +175,7 @@ func (p *pipeline) report(ctx context.Context, o Outcome) {
 	if p.outbox == nil || !ok || o.Identity == nil || (o.Kind != string(code.KindEHCStatic) && o.Kind != string(code.KindEHCDynamic)) {
 		return
 	}
-	if _, err := enqueueReport(ctx, p.outbox, d, o.Identity.QRCodeText, o.Time); err != nil {
+	if _, err := enqueueReport(ctx, p.outbox, d, o.ID, o.Identity.QRCodeText, o.Time); err != nil {
 		p.stats.ReportsRefused.Add(1)
 		p.log.Error().Err(err).Str("scan", o.ID).Msg("usage report not queued")
 		return

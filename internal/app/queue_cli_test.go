@@ -27,7 +27,7 @@ func TestQueueCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enqueueReport(context.Background(), q, reportDefaults{scene: "010101", channel: "0100"}, "C7DA29345B6DF90A6F5BBEBD73EBE2EDA26F341A6CFEEEB1210A1B2C3D4E5F60:1", timeZero())
+	enqueueReport(context.Background(), q, reportDefaults{scene: "010101", channel: "0100"}, "s1", "C7DA29345B6DF90A6F5BBEBD73EBE2EDA26F341A6CFEEEB1210A1B2C3D4E5F60:1", timeZero())
 	q.Enqueue(context.Background(), kindBind, []byte(`{"patid":"P0001234","qrCodeText":"C7DA29345B6DF90A6F5BBEBD73EBE2EDA26F341A6CFEEEB1210A1B2C3D4E5F60:1"}`))
 	// While another process holds the file, the CLI says why it cannot read.
 	if r := run(t, "", nil, "queue", "stats", "-c", cfgPath); r.code != 1 || !strings.Contains(r.err, "running agent holds the outbox") {

@@ -366,6 +366,7 @@ func (a *API) serveUsage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fields := map[string]string{}
+	u.IdempotencyKey = idempotencyKey(r, fields)
 	if e, ok := a.resolveScan(u.ScanID, fields); ok {
 		if strings.HasPrefix(e.Kind, "ehc_") && e.Identity.QRCodeText != "" {
 			u.QRCodeText = e.Identity.QRCodeText
@@ -417,6 +418,7 @@ func (a *API) serveBind(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fields := map[string]string{}
+	b.IdempotencyKey = idempotencyKey(r, fields)
 	if e, ok := a.resolveScan(b.ScanID, fields); ok {
 		if !strings.HasPrefix(e.Kind, "ehc_") || e.Identity.QRCodeText == "" {
 			fields["scanId"] = "only e-Health Card scans can be bound"
@@ -435,6 +437,15 @@ func (a *API) serveBind(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.record(w, r, func(ctx context.Context) (string, error) { return a.o.Recorder.RecordBinding(ctx, b) })
+}
+
+// idempotencyKey reads the optional Idempotency-Key header.
+func idempotencyKey(r *http.Request, fields map[string]string) string {
+	k := r.Header.Get("Idempotency-Key")
+	if len(k) > 128 {
+		fields["Idempotency-Key"] = "at most 128 characters"
+	}
+	return k
 }
 
 // record answers 202 only once the record is durably queued.

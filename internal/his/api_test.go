@@ -262,3 +262,18 @@ func TestSlowClientDisconnected(t *testing.T) {
 		t.Fatal("recent not bounded")
 	}
 }
+
+func TestIdempotencyKeyHeader(t *testing.T) {
+	_, rec, srv := newAPI(t)
+	hdr := map[string]string{"Idempotency-Key": "his-visit-42"}
+	if resp, _ := do(t, "POST", srv.URL+"/v1/bind", `{"qrCodeText":"X:1","patid":"P1"}`, hdr); resp.StatusCode != 202 {
+		t.Fatal(resp.StatusCode)
+	}
+	if rec.bindings[0].IdempotencyKey != "his-visit-42" {
+		t.Fatalf("key not passed on: %+v", rec.bindings[0])
+	}
+	hdr["Idempotency-Key"] = strings.Repeat("k", 129)
+	if resp, body := do(t, "POST", srv.URL+"/v1/bind", `{"qrCodeText":"X:1","patid":"P1"}`, hdr); resp.StatusCode != 400 || !strings.Contains(body, "Idempotency-Key") {
+		t.Fatal(resp.StatusCode, body)
+	}
+}

@@ -67,6 +67,9 @@ type Usage struct {
 	CardType     string `json:"cardType,omitempty"`
 	CardChannel  string `json:"cardChannel,omitempty"`
 	Time         string `json:"time,omitempty"`
+	// IdempotencyKey comes from the Idempotency-Key header: a retried POST
+	// with the same key is queued once.
+	IdempotencyKey string `json:"-"`
 }
 
 // Binding asks for a bindCardRelation.
@@ -74,6 +77,8 @@ type Binding struct {
 	ScanID     string `json:"scanId,omitempty"`
 	QRCodeText string `json:"qrCodeText,omitempty"`
 	PatID      string `json:"patid"`
+	// IdempotencyKey: see Usage.
+	IdempotencyKey string `json:"-"`
 }
 
 // UsageRecorder queues usage reports and bindings durably; the outbox

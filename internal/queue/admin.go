@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -146,6 +147,15 @@ func (q *Queue) RetryDead(seqs ...uint64) (int, error) {
 			moved[r.Kind]++
 			movedBytes[r.Kind] += n
 		}
+		meta := tx.Bucket(bucketMeta)
+		for k, n := range moved {
+			if err := adjust(meta, k, n, movedBytes[k]); err != nil {
+				return err
+			}
+			if err := addCounter(meta, keyDeadN, -int64(n)); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	q.dbMu.RUnlock()
@@ -184,11 +194,23 @@ func (q *Queue) Purge(dead bool) (int, error) {
 			}
 			return nil
 		})
+		meta := tx.Bucket(bucketMeta)
 		for _, name := range names {
 			if err := tx.DeleteBucket(name); err != nil {
 				return err
 			}
 			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+			key := keyDeadN
+			if !dead {
+				kind := string(name[len(kindPrefix):])
+				if err := setCounter(meta, "b:"+kind, 0); err != nil {
+					return err
+				}
+				key = "n:" + kind
+			}
+			if err := setCounter(meta, key, 0); err != nil {
 				return err
 			}
 		}
@@ -219,7 +241,7 @@ func (q *Queue) Compact() (before, after int64, err error) {
 	}
 	tmp := path + ".compact"
 	os.Remove(tmp)
-	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return before, before, fmt.Errorf("compact: %w", err)
 	}
@@ -268,9 +290,36 @@ func syncDir(dir string) {
 	}
 }
 
-// Maintain compacts the file when it is mostly free space: checked every
-// interval, triggered when the file exceeds 32 MiB and four times what the
-// records need.
+// pruneKeys forgets idempotency keys older than IdempotencyWindow.
+func (q *Queue) pruneKeys() (int, error) {
+	cutoff := uint64(q.o.Now().Add(-IdempotencyWindow).Unix())
+	n := 0
+	q.dbMu.RLock()
+	defer q.dbMu.RUnlock()
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		n = 0
+		b := tx.Bucket(bucketIdem)
+		var old [][]byte
+		_ = b.ForEach(func(k, v []byte) error {
+			if len(v) == 16 && binary.BigEndian.Uint64(v[8:]) < cutoff {
+				old = append(old, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(old)
+		return nil
+	})
+	return n, err
+}
+
+// Maintain forgets expired idempotency keys and compacts the file when it
+// is mostly free space: checked every interval, compaction triggered when
+// the file exceeds 32 MiB and four times what the records need.
 func (q *Queue) Maintain(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -279,6 +328,9 @@ func (q *Queue) Maintain(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if _, err := q.pruneKeys(); err != nil {
+			q.o.Log.Warn().Err(err).Msg("outbox: pruning idempotency keys failed")
 		}
 		st, err := os.Stat(q.o.Path)
 		if err != nil {

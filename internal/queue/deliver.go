@@ -223,7 +223,7 @@ func (q *Queue) markInFlight(kind string, recs []Record) error {
 			}
 			delta += n - old
 		}
-		return nil
+		return adjust(tx.Bucket(bucketMeta), kind, 0, delta)
 	})
 	if err == nil {
 		q.mu.Lock()
@@ -322,7 +322,10 @@ func (q *Queue) settle(kind string, recs []Record, verdicts []Verdict) error {
 			}
 			delta += n - old
 		}
-		for name, n := range map[string]int64{"delivered": delivered, "duplicates": dups, "retries": retries, "dead": dead} {
+		if err := adjust(meta, kind, -removed, delta); err != nil {
+			return err
+		}
+		for name, n := range map[string]int64{"delivered": delivered, "duplicates": dups, "retries": retries, "dead": dead, keyDeadN: dead} {
 			if n > 0 {
 				if err := addCounter(meta, name, n); err != nil {
 					return err

@@ -107,8 +107,12 @@ func FuzzCrashInterleavings(f *testing.F) {
 			case 5:
 				round(true, false, false)
 			}
-			// Stored order is arrival order.
+			// Stored order is arrival order, and the persisted counters
+			// agree with the records.
 			recs, _ := q.List(false, 0)
+			if d := q.Stats().Depth(); d != len(recs) {
+				t.Fatalf("depth counter %d, records %d (ops %v)", d, len(recs), ops)
+			}
 			for j := 1; j < len(recs); j++ {
 				if recs[j].Seq <= recs[j-1].Seq || string(recs[j].Payload) <= string(recs[j-1].Payload) {
 					t.Fatalf("reordered: %v then %v", recs[j-1], recs[j])

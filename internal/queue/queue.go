@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,8 +87,15 @@ type Options struct {
 var (
 	bucketMeta  = []byte("meta")
 	bucketDead  = []byte("dead")
+	bucketIdem  = []byte("idem")
 	kindPrefix  = "q:"
 	counterKeys = []string{"delivered", "duplicates", "retries", "dead", "dropped"}
+)
+
+// Meta keys of the persisted depth counters ("n:<kind>", "b:<kind>").
+const (
+	keyCounted = "counted"
+	keyDeadN   = "deadn"
 )
 
 // Queue is the outbox.
@@ -115,10 +123,13 @@ type Queue struct {
 	alerts   []string
 	notify   map[string]chan struct{}
 	commits  int64 // write transactions of the committer (tests, metrics)
+	// needCount: the file had no persisted counters; load walked it.
+	needCount bool
 }
 
 type enqueueReq struct {
 	kind    string
+	key     string
 	payload []byte
 	done    chan enqueueRes
 }
@@ -229,16 +240,20 @@ func (q *Queue) tryOpen() (db *bolt.DB, err error) {
 			db, err = nil, corruptError{r}
 		}
 	}()
-	db, err = bolt.Open(q.o.Path, 0o600, &bolt.Options{Timeout: q.o.OpenTimeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType, ReadOnly: q.o.ReadOnly})
+	db, err = bolt.Open(q.o.Path, 0o600, &bolt.Options{Timeout: q.o.OpenTimeout, FreelistType: bolt.FreelistMapType, ReadOnly: q.o.ReadOnly})
 	if err != nil {
 		return nil, err
 	}
 	if !q.o.ReadOnly {
 		if err := db.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bucketMeta, bucketDead} {
+			fresh := tx.Bucket(bucketMeta) == nil
+			for _, b := range [][]byte{bucketMeta, bucketDead, bucketIdem} {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}
+			}
+			if fresh {
+				return tx.Bucket(bucketMeta).Put([]byte(keyCounted), []byte{1})
 			}
 			return nil
 		}); err != nil {
@@ -250,22 +265,43 @@ func (q *Queue) tryOpen() (db *bolt.DB, err error) {
 		db.Close()
 		return nil, err
 	}
+	if q.needCount && !q.o.ReadOnly {
+		if err := db.Update(q.storeCounts); err != nil {
+			db.Close()
+			return nil, err
+		}
+		q.needCount = false
+	}
 	return db, nil
 }
 
-// load rebuilds the in-memory counters from the file.
+// load reads the counters. They are kept in the meta bucket, updated in
+// the same transactions as the records, so opening does not walk (and page
+// in) every record; a file without them is walked once.
 func (q *Queue) load(tx *bolt.Tx) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.pending, q.bytes, q.dead = map[string]int{}, map[string]int64{}, 0
-	err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return nil
+	}
+	for _, k := range counterKeys {
+		q.counters[k] = getCounter(meta, k)
+	}
+	if meta.Get([]byte(keyCounted)) != nil {
+		q.dead = int(getCounter(meta, keyDeadN))
+		c := meta.Cursor()
+		for k, _ := c.Seek([]byte("n:")); k != nil && strings.HasPrefix(string(k), "n:"); k, _ = c.Next() {
+			kind := string(k[2:])
+			q.pending[kind] = int(getCounter(meta, "n:"+kind))
+			q.bytes[kind] = getCounter(meta, "b:"+kind)
+		}
+		return nil
+	}
+	q.needCount = true
+	return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 		switch {
-		case string(name) == string(bucketMeta):
-			for _, k := range counterKeys {
-				if v := b.Get([]byte(k)); len(v) == 8 {
-					q.counters[k] = int64(binary.BigEndian.Uint64(v))
-				}
-			}
 		case string(name) == string(bucketDead):
 			q.dead = b.Stats().KeyN
 		case len(name) > len(kindPrefix) && string(name[:len(kindPrefix)]) == kindPrefix:
@@ -281,7 +317,38 @@ func (q *Queue) load(tx *bolt.Tx) error {
 		}
 		return nil
 	})
-	return err
+}
+
+// storeCounts writes walked counters into meta (first open of a file).
+func (q *Queue) storeCounts(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for kind, n := range q.pending {
+		if err := setCounter(meta, "n:"+kind, int64(n)); err != nil {
+			return err
+		}
+		if err := setCounter(meta, "b:"+kind, q.bytes[kind]); err != nil {
+			return err
+		}
+	}
+	if err := setCounter(meta, keyDeadN, int64(q.dead)); err != nil {
+		return err
+	}
+	return meta.Put([]byte(keyCounted), []byte{1})
+}
+
+// adjust moves the persisted counters of kind by dn records and db bytes.
+func adjust(meta *bolt.Bucket, kind string, dn int, db int64) error {
+	if dn != 0 {
+		if err := addCounter(meta, "n:"+kind, int64(dn)); err != nil {
+			return err
+		}
+	}
+	if db != 0 {
+		return addCounter(meta, "b:"+kind, db)
+	}
+	return nil
 }
 
 func dirOf(p string) string {
@@ -312,10 +379,21 @@ func seqKey(seq uint64) []byte {
 // is committed to disk. It fails with ErrFull (bound reached under the
 // reject policy, or disk full) or ErrClosed; nothing is half-stored.
 func (q *Queue) Enqueue(ctx context.Context, kind string, payload []byte) (uint64, error) {
+	return q.EnqueueKeyed(ctx, kind, "", payload)
+}
+
+// IdempotencyWindow is how long an idempotency key is remembered.
+const IdempotencyWindow = 24 * time.Hour
+
+// EnqueueKeyed is Enqueue with an idempotency key: a producer that retries
+// after losing the answer (the agent died between commit and reply) gets
+// the first record's sequence back instead of a second record. Keys are
+// remembered for IdempotencyWindow; "" means no key.
+func (q *Queue) EnqueueKeyed(ctx context.Context, kind, key string, payload []byte) (uint64, error) {
 	if q.o.ReadOnly {
 		return 0, errors.New("outbox opened read-only")
 	}
-	r := &enqueueReq{kind: kind, payload: payload, done: make(chan enqueueRes, 1)}
+	r := &enqueueReq{kind: kind, key: key, payload: payload, done: make(chan enqueueRes, 1)}
 	q.closeMu.RLock()
 	if q.closed {
 		q.closeMu.RUnlock()
@@ -401,7 +479,16 @@ func (q *Queue) commit(batch []*enqueueReq) {
 		q.mu.Lock()
 		count, size := q.totalLocked()
 		q.mu.Unlock()
+		idem := tx.Bucket(bucketIdem)
 		for i, r := range batch {
+			var idemKey []byte
+			if r.key != "" {
+				idemKey = []byte(r.kind + "\x00" + r.key)
+				if v := idem.Get(idemKey); len(v) == 16 {
+					res[i].seq = binary.BigEndian.Uint64(v)
+					continue
+				}
+			}
 			rec := Record{Kind: r.kind, Payload: r.payload, Enqueued: now}
 			seq, err := meta.NextSequence()
 			if err != nil {
@@ -435,8 +522,26 @@ func (q *Queue) commit(batch []*enqueueReq) {
 			}
 			res[i].seq = seq
 			count, size = count+1, size+need
+			if idemKey != nil {
+				v := make([]byte, 16)
+				binary.BigEndian.PutUint64(v, seq)
+				binary.BigEndian.PutUint64(v[8:], uint64(now.Unix()))
+				if err := idem.Put(idemKey, v); err != nil {
+					return err
+				}
+			}
 			added[r.kind]++
 			addedBytes[r.kind] += need
+		}
+		for k, n := range added {
+			if err := adjust(meta, k, n, addedBytes[k]); err != nil {
+				return err
+			}
+		}
+		for _, d := range drops {
+			if err := adjust(meta, d.kind, -1, -d.size); err != nil {
+				return err
+			}
 		}
 		if len(drops) > 0 {
 			return addCounter(meta, "dropped", int64(len(drops)))
@@ -500,14 +605,23 @@ func dropOldest(tx *bolt.Tx) (kind string, size int64, ok bool) {
 	return bestKind, size, b.Delete(best) == nil
 }
 
-func addCounter(meta *bolt.Bucket, name string, n int64) error {
-	var v uint64
-	if old := meta.Get([]byte(name)); len(old) == 8 {
-		v = binary.BigEndian.Uint64(old)
+// Counters are 8-byte big-endian two's complement, so deltas may be
+// negative.
+func getCounter(meta *bolt.Bucket, name string) int64 {
+	if v := meta.Get([]byte(name)); len(v) == 8 {
+		return int64(binary.BigEndian.Uint64(v))
 	}
+	return 0
+}
+
+func setCounter(meta *bolt.Bucket, name string, v int64) error {
 	buf := make([]byte, 8)
-	binary.BigEndian.PutUint64(buf, v+uint64(n))
+	binary.BigEndian.PutUint64(buf, uint64(v))
 	return meta.Put([]byte(name), buf)
+}
+
+func addCounter(meta *bolt.Bucket, name string, n int64) error {
+	return setCounter(meta, name, getCounter(meta, name)+n)
 }
 
 func (q *Queue) totalLocked() (int, int64) {

@@ -139,13 +139,16 @@ func (c *EHC) fetchToken(ctx context.Context) (string, time.Duration, error) {
 }
 
 // call makes one API call through the gate with the token rule: on
-// 21003/21004 the token is invalidated and the call retried once with a
-// fresh requestId. requestID "" means a fresh one.
+// 21003/21004 the token is invalidated and the call retried once. A fresh
+// call gets a new requestId for the retry (SPEC §4); a caller-supplied
+// requestId (a queued record) is kept, because the outbox tracks that id to
+// recognise a replay, and a call refused for its token was not processed.
 func (c *EHC) call(ctx context.Context, api, requestID string, req map[string]any, out any) error {
 	if err := c.gate.allow(api); err != nil {
 		return err
 	}
-	if requestID == "" {
+	fresh := requestID == ""
+	if fresh {
 		requestID = NewRequestID()
 	}
 	var err error
@@ -161,7 +164,9 @@ func (c *EHC) call(ctx context.Context, api, requestID string, req map[string]an
 		}
 		c.tokens.Invalidate(tok)
 		c.o.Log.Warn().Str("api", api).Err(err).Msg("appToken rejected; refreshing once")
-		requestID = NewRequestID()
+		if fresh {
+			requestID = NewRequestID()
+		}
 	}
 	if e, ok := AsError(err); ok && e.Class == TokenExpired {
 		// A fresh token died at once: another process is fetching tokens

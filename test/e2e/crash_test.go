@@ -112,7 +112,10 @@ listen = "127.0.0.1:0"
 					mu.Lock()
 					a := addr
 					mu.Unlock()
-					resp, err := client.Post("http://"+a+"/v1/usage", "application/json", bytes.NewReader(body))
+					req, _ := http.NewRequest("POST", "http://"+a+"/v1/usage", bytes.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Idempotency-Key", "d-"+strconv.Itoa(i)) // a retried POST is queued once
+					resp, err := client.Do(req)
 					if err == nil {
 						resp.Body.Close()
 						if resp.StatusCode == 202 {

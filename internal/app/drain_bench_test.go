@@ -1,0 +1,56 @@
+package app
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"scanagent/internal/queue"
+	"scanagent/internal/verify"
+	"scanagent/test/fakeplatform/platform"
+)
+
+// BenchmarkDrain measures the outbox drain rate through the real platform
+// client to the fake platform on loopback (target ≥ 2000 reports/s).
+func BenchmarkDrain(b *testing.B) {
+	fake := platform.New(platform.Config{})
+	srv := httptest.NewServer(fake.Handler())
+	defer srv.Close()
+	d := platform.Defaults()
+	ehc := verify.NewEHC(verify.EHCOptions{AppID: d.AppID, AppSecret: d.AppSecret, HospitalID: d.HospitalID,
+		BaseURL: srv.URL + strings.TrimSuffix(platform.APIPrefix, "/"), TokenURL: srv.URL + platform.TokenPath,
+		HTTP: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}, BreakerFailures: 5, BreakerCooldown: time.Second})
+	q, err := queue.Open(queue.Options{Path: filepath.Join(b.TempDir(), "q.db"), Concurrency: 8, Log: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		if _, err := enqueueReport(ctx, q, reportDefaults{scene: "010101", channel: "0100"}, strconv.Itoa(i), platform.BuiltinCards()[i%3].QRCodeText, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { q.Run(runCtx, platformSender{p: ehc, pause: time.Hour, now: time.Now}); close(done) }()
+	for q.Stats().Depth() > 0 {
+		time.Sleep(2 * time.Millisecond)
+	}
+	b.StopTimer()
+	cancel()
+	<-done
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "reports/s")
+	if got := len(fake.Stats().Reports); got != b.N {
+		b.Fatalf("platform got %d of %d", got, b.N)
+	}
+}
