@@ -12,7 +12,7 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/scanagent ./cmd/scanagent
 
 test:
-	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 ./...
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
