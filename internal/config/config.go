@@ -128,7 +128,7 @@ type SKM struct {
 	AppSecretFile string   `toml:"app_secret_file"`
 	SignOrder     []string `toml:"sign_order"`
 	TimestampUnit string   `toml:"timestamp_unit"` // ms or s
-	Cipher        string   `toml:"cipher"`         // aes-128-ecb or none
+	Cipher        string   `toml:"cipher"`         // aes-128-ecb, sm4-ecb or none
 	CipherKey     Secret   `toml:"cipher_key"`
 	CipherKeyFile string   `toml:"cipher_key_file"`
 	AuthHeader    string   `toml:"auth_header"`

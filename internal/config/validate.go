@@ -185,7 +185,7 @@ func (c *Config) validateSKM(v *validator) {
 	v.required("skm.app_mark", s.AppMark)
 	v.required("skm.app_secret", s.AppSecret.Reveal())
 	v.oneOf("skm.timestamp_unit", s.TimestampUnit, "ms", "s")
-	v.oneOf("skm.cipher", s.Cipher, "aes-128-ecb", "none")
+	v.oneOf("skm.cipher", s.Cipher, "aes-128-ecb", "sm4-ecb", "none")
 	if s.Cipher != "none" && len(s.CipherKey.Reveal()) != 16 {
 		v.add("skm.cipher_key", "must be exactly 16 bytes for %s", s.Cipher)
 	}

@@ -13,11 +13,13 @@ package verify
 // expired, 112 not a Su Kang Code, 116/118 no permission.
 //
 // Guessed: the paths, the timestamp unit (ms), lower-case hex MD5, the
-// cipher (AES-128-ECB with PKCS#7 padding, Base64), the key (configured).
+// cipher (AES-128-ECB or SM4-ECB with PKCS#7 padding, Base64), the key
+// (configured).
 
 import (
 	"bytes"
 	"crypto/aes"
+	"crypto/cipher"
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
@@ -27,6 +29,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"scanagent/internal/verify/sm4"
 )
 
 // skmSign is MD5 over the sign_order items concatenated, lower-case hex.
@@ -53,17 +57,25 @@ func skmTimestamp(t time.Time, unit string) string {
 	return strconv.FormatInt(t.UnixMilli(), 10)
 }
 
-// skmCipher encrypts and decrypts the body and the auth header.
+// skmCipher encrypts and decrypts the body and the auth header: ECB mode
+// with PKCS#7 padding and Base64, with AES-128 or SM4.
 type skmCipher struct {
-	kind string // aes-128-ecb, none
+	kind string // aes-128-ecb, sm4-ecb, none
 	key  []byte
+}
+
+func (c skmCipher) block() (cipher.Block, error) {
+	if c.kind == "sm4-ecb" {
+		return sm4.NewCipher(c.key)
+	}
+	return aes.NewCipher(c.key)
 }
 
 func (c skmCipher) seal(plain []byte) (string, error) {
 	if c.kind == "none" {
 		return string(plain), nil
 	}
-	blk, err := aes.NewCipher(c.key)
+	blk, err := c.block()
 	if err != nil {
 		return "", err
 	}
@@ -84,7 +96,7 @@ func (c skmCipher) open(text string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not Base64: %w", err)
 	}
-	blk, err := aes.NewCipher(c.key)
+	blk, err := c.block()
 	if err != nil {
 		return nil, err
 	}

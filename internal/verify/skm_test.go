@@ -124,3 +124,20 @@ func TestSKMSignAndCipher(t *testing.T) {
 }
 
 func md5hex(s string) string { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
+
+func TestSKMWithSM4(t *testing.T) {
+	cfg := platform.DefaultSKM()
+	cfg.Cipher = "sm4-ecb"
+	fake := platform.New(platform.Config{SKM: cfg})
+	srv := httptest.NewServer(fake.Handler())
+	defer srv.Close()
+	c := newSKM(srv.URL, func(o *SKMOptions) { o.Cipher = "sm4-ecb" })
+	id, err := c.Verify(context.Background(), Request{Kind: KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=GREEN0001"})
+	if err != nil || id.Level != "green" {
+		t.Fatalf("%+v %v", id, err)
+	}
+	aes := newSKM(srv.URL, nil) // the wrong cipher for this deployment
+	if _, err := aes.Verify(context.Background(), Request{Kind: KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=GREEN0001"}); err == nil {
+		t.Fatal("AES client accepted by an SM4 deployment")
+	}
+}

@@ -4,7 +4,8 @@
 //
 //	go run ./test/fakeplatform -addr 127.0.0.1:8480 [-cards FILE] [-token-ttl 2h]
 //
-// Faults: POST /_fake/faults {"status":502,"count":3} (see platform.Faults);
+// Faults: -faults JSON at start, or POST /_fake/faults {"status":502,"count":3}
+// at any time (see platform.Faults; DELETE /_fake/faults clears them);
 // counters: GET /_fake/stats; a fresh dynamic code: POST /_fake/dynamic {"card":0}.
 package main
 
@@ -35,6 +36,7 @@ func main() {
 	dynTTL := flag.Duration("dynamic-ttl", d.DynamicTTL, "lifetime of minted dynamic codes")
 	cardsFile := flag.String("cards", "", "JSON array of cards (built-in set when empty)")
 	latency := flag.Duration("latency", 0, "latency injected into every answer")
+	faults := flag.String("faults", "", `faults to inject from the start, as the JSON of POST /_fake/faults, e.g. '{"status":502,"count":3}', '{"resultCode":10034,"apis":["reportHISData"]}', '{"html":true}', '{"reset":true,"until":"2026-11-23T10:05:00Z"}'`)
 	readyFile := flag.String("ready-file", "", "write the listen address here once serving")
 	flag.Parse()
 
@@ -49,7 +51,16 @@ func main() {
 		}
 	}
 	s := platform.New(cfg)
-	if *latency > 0 {
+	if *faults != "" {
+		var f platform.Faults
+		if err := json.Unmarshal([]byte(*faults), &f); err != nil {
+			log.Fatalf("-faults: %v", err)
+		}
+		if *latency > 0 {
+			f.Latency = platform.Duration(*latency)
+		}
+		s.SetFaults(f)
+	} else if *latency > 0 {
 		s.SetFaults(platform.Faults{Latency: platform.Duration(*latency)})
 	}
 	ln, err := net.Listen("tcp", *addr)

@@ -2,6 +2,7 @@ package platform
 
 import (
 	"crypto/aes"
+	"crypto/cipher"
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
@@ -10,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"scanagent/internal/verify/sm4"
 )
 
 // SKMConfig configures the fake Su Kang Code endpoint. It implements the
@@ -21,6 +24,8 @@ type SKMConfig struct {
 	AppMark   string
 	AppSecret string
 	Key       string // 16 bytes
+	// Cipher is "aes-128-ecb" (default) or "sm4-ecb".
+	Cipher string
 	// Levels maps the value of the URL's t parameter to a card index and a
 	// level; "EXPIRED" answers 111.
 	Levels map[string]SKMEntry
@@ -113,8 +118,15 @@ func (s *Server) serveSKM(w http.ResponseWriter, r *http.Request) {
 	answer(0, "ok", map[string]any{"res": map[string]string{"name": card.Name, "phone": card.Phone, "idcardNo": card.IDNumber, "level": level}, "tip": tip})
 }
 
+func (s *Server) skmBlock() (cipher.Block, error) {
+	if s.cfg.SKM.Cipher == "sm4-ecb" {
+		return sm4.NewCipher([]byte(s.cfg.SKM.Key))
+	}
+	return aes.NewCipher([]byte(s.cfg.SKM.Key))
+}
+
 func (s *Server) skmSeal(plain []byte) string {
-	blk, _ := aes.NewCipher([]byte(s.cfg.SKM.Key))
+	blk, _ := s.skmBlock()
 	pad := 16 - len(plain)%16
 	buf := append(append([]byte{}, plain...), strings.Repeat(string(rune(pad)), pad)...)
 	for i := 0; i < len(buf); i += 16 {
@@ -128,7 +140,7 @@ func (s *Server) skmOpen(text string) ([]byte, error) {
 	if err != nil || len(buf) == 0 || len(buf)%16 != 0 {
 		return nil, io.ErrUnexpectedEOF
 	}
-	blk, err := aes.NewCipher([]byte(s.cfg.SKM.Key))
+	blk, err := s.skmBlock()
 	if err != nil {
 		return nil, err
 	}
