@@ -35,11 +35,13 @@ type agent struct {
 	platform platformClient // nil when platform.mode = "off"
 	outbox   *queue.Queue
 	api      *his.API
-	pipe     *pipeline
-	sup      *scanner.Supervisor
-	sources  []scanner.Source
-	servers  []*http.Server
-	started  time.Time
+	// reload asks for a configuration reload (POST /v1/reload).
+	reload  func() error
+	pipe    *pipeline
+	sup     *scanner.Supervisor
+	sources []scanner.Source
+	servers []*http.Server
+	started time.Time
 }
 
 // buildAgent creates every stage from cfg; nothing is opened yet.
@@ -103,7 +105,7 @@ func buildAgent(cfg config.Config, log zerolog.Logger) (*agent, error) {
 	if api := cfg.HIS.API; api.Enabled {
 		host, _, _ := net.SplitHostPort(api.Listen)
 		a.api = his.NewAPI(his.APIOptions{AllowedOrigins: api.AllowedOrigins, Token: api.Token.Reveal(), LoopbackOnly: isLoopbackHost(host),
-			Status: a.status, Metrics: a.metrics, Log: logging.Component(log, "his-api")})
+			Status: a.status, Metrics: a.metrics, Reload: func() error { return a.reload() }, Log: logging.Component(log, "his-api")})
 		a.pipe.sinks = append(a.pipe.sinks, hisSink{a.api})
 		a.servers = append(a.servers, &http.Server{Addr: api.Listen, Handler: a.api.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute})
 	}
@@ -159,52 +161,65 @@ func buildSource(s config.Source, log zerolog.Logger) (scanner.Source, error) {
 	return nil, fmt.Errorf("unknown source type %q", s.Type)
 }
 
-// openOutbox opens the outbox (refusing a second agent on the same file).
-func (a *agent) openOutbox() error {
-	if a.platform == nil {
-		return nil
-	}
-	q := a.cfg.Queue
-	var key []byte
+// queueOptions maps the configuration onto the outbox's options.
+func queueOptions(c config.Config, log zerolog.Logger) (queue.Options, error) {
+	q := c.Queue
+	o := queue.Options{Path: q.Path, MaxRecords: q.MaxRecords, MaxBytes: q.MaxBytes, FullPolicy: q.FullPolicy,
+		BatchWindow: q.BatchWindow.D(), Concurrency: q.Concurrency, RetryMin: q.RetryMin.D(), RetryMax: q.RetryMax.D(), Log: log}
 	if q.Encrypt {
 		k, err := config.DecodeKey(q.Key.Reveal())
 		if err != nil {
-			return fmt.Errorf("queue.key: %w", err)
+			return o, fmt.Errorf("queue.key: %w", err)
 		}
-		key = k
+		o.Key = k
 	}
-	ob, err := queue.Open(queue.Options{Path: q.Path, MaxRecords: q.MaxRecords, MaxBytes: q.MaxBytes, FullPolicy: q.FullPolicy,
-		BatchWindow: q.BatchWindow.D(), Concurrency: q.Concurrency, RetryMin: q.RetryMin.D(), RetryMax: q.RetryMax.D(), Key: key,
-		Log: logging.Component(a.log, "outbox")})
+	return o, nil
+}
+
+// openOutbox opens the configured outbox (refusing a second agent on the
+// same file); nil when platform.mode = "off". It outlives configuration
+// reloads.
+func openOutbox(c config.Config, log zerolog.Logger) (*queue.Queue, error) {
+	if c.Platform.Mode == "off" {
+		return nil, nil
+	}
+	o, err := queueOptions(c, logging.Component(log, "outbox"))
 	if err != nil {
-		return err
+		return nil, err
+	}
+	ob, err := queue.Open(o)
+	if err != nil {
+		return nil, err
+	}
+	st := ob.Stats()
+	log.Info().Str("path", c.Queue.Path).Int("pending", st.Depth()).Int("dead", st.Dead).Msg("outbox open")
+	return ob, nil
+}
+
+// attach wires an open outbox into the agent's producers.
+func (a *agent) attach(ob *queue.Queue) {
+	if ob == nil || a.platform == nil {
+		return
 	}
 	a.outbox = ob
 	a.pipe.outbox = ob
 	if a.api != nil {
 		a.api.SetRecorder(usageRecorder{q: ob, reports: a.pipe.reports, now: time.Now})
 	}
-	st := ob.Stats()
-	a.log.Info().Str("path", q.Path).Int("pending", st.Depth()).Int("dead", st.Dead).Msg("outbox open")
-	return nil
 }
 
 // run starts the agent and blocks until ctx ends, then stops in reverse
 // order within the shutdown timeout: scanners first, in-flight scans
-// drained, outbox delivery stopped and the file closed, servers closed.
+// drained, servers closed, outbox delivery stopped (the caller closes the
+// outbox, which outlives reloads).
 func (a *agent) run(ctx context.Context) error {
-	if err := a.openOutbox(); err != nil {
-		return err
-	}
 	deliverCtx, stopDelivery := context.WithCancel(context.WithoutCancel(ctx))
 	var deliverWG sync.WaitGroup
 	defer func() {
-		// On every return path: delivery stops before the file closes.
+		// On every return path: delivery stops before the caller closes
+		// the file.
 		stopDelivery()
 		deliverWG.Wait()
-		if a.outbox != nil {
-			a.outbox.Close()
-		}
 	}()
 	if a.outbox != nil {
 		deliverWG.Add(2)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"scanagent/internal/config"
 	"scanagent/internal/mask"
 	"scanagent/internal/queue"
 	"scanagent/internal/verify"
@@ -35,13 +34,12 @@ func openQueueFor(path string, readOnly bool, sio IO) (*queue.Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	var key []byte
-	if cfg.Queue.Encrypt {
-		if key, err = config.DecodeKey(cfg.Queue.Key.Reveal()); err != nil {
-			return nil, fmt.Errorf("queue.key: %w", err)
-		}
+	o, err := queueOptions(cfg, zerolog.Nop())
+	if err != nil {
+		return nil, err
 	}
-	q, err := queue.Open(queue.Options{Path: cfg.Queue.Path, ReadOnly: readOnly, Key: key, OpenTimeout: 500 * time.Millisecond, Log: zerolog.Nop()})
+	o.ReadOnly, o.OpenTimeout = readOnly, 500*time.Millisecond
+	q, err := queue.Open(o)
 	if err != nil {
 		if strings.Contains(err.Error(), "locked by another process") {
 			return nil, fmt.Errorf("%w\nthe running agent holds the outbox: read its state with `curl http://%s/v1/status`, or stop the service to use this command", err, cfg.HIS.API.Listen)

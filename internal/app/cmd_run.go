@@ -3,9 +3,13 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"text/tabwriter"
+
+	"github.com/rs/zerolog"
 
 	"scanagent/internal/config"
 	"scanagent/internal/logging"
@@ -29,7 +33,9 @@ func cmdRun(ctx context.Context, args []string, sio IO) error {
 }
 
 // runConfig runs the agent on cfg until ctx ends: the one path shared by
-// `run` and the service.
+// `run` and the service. A reload (SIGHUP, POST /v1/reload) rebuilds the
+// agent from the file while the outbox stays open; a bad file is refused
+// and the running configuration keeps going.
 func runConfig(ctx context.Context, cfg config.Config, sio IO) error {
 	log, closer, err := logging.New(logging.Options{Level: cfg.Log.Level, Format: cfg.Log.Format, File: cfg.Log.File,
 		MaxSizeMB: cfg.Log.MaxSizeMB, MaxBackups: cfg.Log.MaxBackups, MaxAgeDays: cfg.Log.MaxAgeDays, Stderr: sio.Err})
@@ -37,14 +43,84 @@ func runConfig(ctx context.Context, cfg config.Config, sio IO) error {
 		return err
 	}
 	defer closer.Close()
-	a, err := buildAgent(cfg, log)
+	ob, err := openOutbox(cfg, log)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return err
 	}
-	if err := a.run(ctx); err != nil {
-		log.Error().Err(err).Msg("stopped with an error")
+	if ob != nil {
+		defer ob.Close()
+	}
+	rl := newReloader(cfg, sio.Env, log)
+	stopSignals := rl.watchSignals()
+	defer stopSignals()
+	for {
+		a, err := buildAgent(cfg, log)
+		if err != nil {
+			log.Error().Err(err).Msg("cannot start")
+			return err
+		}
+		a.attach(ob)
+		a.reload = rl.request
+		actx, cancel := context.WithCancel(ctx)
+		next := make(chan config.Config, 1)
+		go func() {
+			select {
+			case c := <-rl.accepted:
+				next <- c
+				cancel()
+			case <-actx.Done():
+			}
+		}()
+		err = a.run(actx)
+		cancel()
+		select {
+		case c := <-next:
+			if ctx.Err() == nil {
+				log.Info().Str("file", c.Path).Msg("configuration reloaded: scanners, platform client and HIS API rebuilt; outbox kept")
+				cfg = c
+				continue
+			}
+		default:
+		}
+		if err != nil {
+			log.Error().Err(err).Msg("stopped with an error")
+		}
 		return err
+	}
+}
+
+// reloader validates a new configuration before the running one is
+// replaced.
+type reloader struct {
+	current  config.Config
+	env      config.Env
+	log      zerolog.Logger
+	mu       sync.Mutex
+	accepted chan config.Config
+}
+
+func newReloader(cfg config.Config, env config.Env, log zerolog.Logger) *reloader {
+	return &reloader{current: cfg, env: env, log: log, accepted: make(chan config.Config, 1)}
+}
+
+// request loads and validates the file; on success the agent is rebuilt
+// with it, otherwise the error says why and nothing changes.
+func (r *reloader) request() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := config.LoadEnv(r.current.Path, r.env)
+	if err == nil && (c.Queue.Path != r.current.Queue.Path || c.Queue.Encrypt != r.current.Queue.Encrypt || c.Platform.Mode == "off" && r.current.Platform.Mode != "off") {
+		err = errors.New("queue settings and switching the platform off need a restart, not a reload")
+	}
+	if err != nil {
+		r.log.Error().Err(err).Msg("reload refused; the running configuration stays")
+		return err
+	}
+	r.current = c
+	select {
+	case r.accepted <- c:
+	default: // a reload is already pending; it will read the newest file
 	}
 	return nil
 }

@@ -40,9 +40,12 @@ type APIOptions struct {
 	Status func() map[string]any
 	// Metrics writes Prometheus text exposition lines.
 	Metrics func(w io.Writer)
-	Keep    int
-	Log     zerolog.Logger
-	Now     func() time.Time
+	// Reload validates and applies the configuration file again
+	// (POST /v1/reload, from this machine only).
+	Reload func() error
+	Keep   int
+	Log    zerolog.Logger
+	Now    func() time.Time
 }
 
 // API is the local HTTP/WebSocket/SSE API and a Sink.
@@ -111,6 +114,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/ws", a.serveWS)
 	mux.HandleFunc("POST /v1/usage", a.serveUsage)
 	mux.HandleFunc("POST /v1/bind", a.serveBind)
+	mux.HandleFunc("POST /v1/reload", a.serveReload)
 	return a.guard(mux)
 }
 
@@ -437,6 +441,24 @@ func (a *API) serveBind(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.record(w, r, func(ctx context.Context) (string, error) { return a.o.Recorder.RecordBinding(ctx, b) })
+}
+
+// serveReload reloads the configuration; only processes on this machine
+// may ask, whatever token they hold.
+func (a *API) serveReload(w http.ResponseWriter, r *http.Request) {
+	if !isLoopbackAddr(r.RemoteAddr) || r.Header.Get("Origin") != "" {
+		writeJSON(w, http.StatusForbidden, apiError{Error: "reload is allowed from this machine's command line only"})
+		return
+	}
+	if a.o.Reload == nil {
+		writeJSON(w, http.StatusNotImplemented, apiError{Error: "reload not available"})
+		return
+	}
+	if err := a.o.Reload(); err != nil {
+		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "reload refused, the running configuration stays: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "reloading"})
 }
 
 // idempotencyKey reads the optional Idempotency-Key header.
