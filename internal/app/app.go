@@ -52,10 +52,17 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"version": {summary: "print version, commit and Go version", run: cmdVersion},
-		"run":     {summary: "run the agent in the foreground: run -c FILE", run: cmdRun},
-		"ports":   {summary: "list serial ports and HID devices (--json)", run: cmdPorts},
-		"queue":   {summary: "inspect and repair the outbox: stats, list, retry, purge", sub: queueCommands()},
+		"version":     {summary: "print version, commit and Go version", run: cmdVersion},
+		"run":         {summary: "run the agent in the foreground: run -c FILE", run: cmdRun},
+		"ports":       {summary: "list serial ports and HID devices (--json)", run: cmdPorts},
+		"queue":       {summary: "inspect and repair the outbox: stats, list, retry, purge", sub: queueCommands()},
+		"install":     {summary: "install the system service: install -c FILE (Windows SCM, systemd, SysV)", run: cmdService("install")},
+		"uninstall":   {summary: "remove the system service (the outbox and logs stay)", run: cmdService("uninstall")},
+		"start":       {summary: "start the system service", run: cmdService("start")},
+		"stop":        {summary: "stop the system service (drains in-flight scans)", run: cmdService("stop")},
+		"restart":     {summary: "restart the system service", run: cmdService("restart")},
+		"status":      {summary: "service state and, with -c FILE, the running agent's summary", run: cmdService("status")},
+		"service-run": {summary: "run under the service manager (used by install)", run: cmdServiceRun},
 		"config": {summary: "configuration tools", sub: map[string]command{
 			"sample": {summary: "print the annotated sample configuration", run: cmdConfigSample},
 			"check":  {summary: "validate a configuration file: config check -c FILE", run: cmdConfigCheck},

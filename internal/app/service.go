@@ -1,0 +1,204 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/kardianos/service"
+
+	"scanagent/internal/config"
+)
+
+// The system service is one thin adapter over kardianos/service: the
+// service manager runs `scanagent service-run -c FILE`, whose Start runs
+// the same runConfig as `scanagent run`, and whose Stop cancels its context
+// and waits for the drain — so service stop and Ctrl-C share one path.
+
+const serviceName = "scanagent"
+
+func serviceConfig(cfgPath string) *service.Config {
+	return &service.Config{
+		Name:        serviceName,
+		DisplayName: "scanagent barcode agent",
+		Description: "Reads patient codes from barcode scanners, verifies them with the e-Health Card platform and hands them to the HIS.",
+		Arguments:   []string{"service-run", "-c", cfgPath},
+		Option: service.KeyValue{
+			// Windows: start after boot with a delay, restart on failure.
+			"StartType":              "automatic",
+			"DelayedAutoStart":       true,
+			"OnFailure":              "restart",
+			"OnFailureDelayDuration": "5s",
+			"OnFailureResetPeriod":   86400,
+			// systemd / SysV.
+			"Restart":     "on-failure",
+			"LogOutput":   false,
+			"UserService": false,
+		},
+	}
+}
+
+// program is the service's life: Start runs the agent, Stop drains it.
+type program struct {
+	cfg    config.Config
+	sio    IO
+	cancel context.CancelFunc
+	done   chan error
+	logger service.Logger
+}
+
+func (p *program) Start(s service.Service) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel, p.done = cancel, make(chan error, 1)
+	go func() {
+		err := runConfig(ctx, p.cfg, p.sio)
+		p.done <- err
+		if err != nil && ctx.Err() == nil {
+			// A failure the agent could not ride out (outbox locked, port
+			// taken): tell the event log / journal and exit non-zero so the
+			// service manager's recovery restarts us.
+			_ = p.logger.Errorf("scanagent stopped: %v", err)
+			os.Exit(1)
+		}
+	}()
+	_ = p.logger.Infof("scanagent started (config %s)", p.cfg.Path)
+	return nil
+}
+
+func (p *program) Stop(s service.Service) error {
+	p.cancel()
+	select {
+	case err := <-p.done:
+		if err != nil {
+			_ = p.logger.Warningf("scanagent stopped with an error: %v", err)
+			return nil
+		}
+	case <-time.After(p.cfg.Agent.ShutdownTimeout.D() + 2*time.Second):
+		_ = p.logger.Warning("scanagent did not stop within the shutdown timeout")
+	}
+	_ = p.logger.Info("scanagent stopped")
+	return nil
+}
+
+// cmdServiceRun is what the service manager starts.
+func cmdServiceRun(_ context.Context, args []string, sio IO) error {
+	fs := newFlags("service-run", "scanagent service-run -c FILE   (started by the service manager)", sio)
+	path := configFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path, sio)
+	if err != nil {
+		return err
+	}
+	p := &program{cfg: cfg, sio: sio}
+	s, err := service.New(p, serviceConfig(cfg.Path))
+	if err != nil {
+		return err
+	}
+	if p.logger, err = s.Logger(nil); err != nil {
+		return err
+	}
+	return s.Run()
+}
+
+// cmdService returns the command for one service control action.
+func cmdService(action string) func(context.Context, []string, IO) error {
+	return func(_ context.Context, args []string, sio IO) error {
+		fs := newFlags(action, "scanagent "+action+" [-c FILE]", sio)
+		path := configFlag(fs)
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		if err := noArgs(fs); err != nil {
+			return err
+		}
+		cfgPath := *path
+		if action == "install" {
+			if cfgPath == "" {
+				return &UsageError{Msg: "install: -c FILE is required (the service runs with that configuration)"}
+			}
+			abs, err := filepath.Abs(cfgPath)
+			if err != nil {
+				return err
+			}
+			// Refuse to install a service that cannot start.
+			if _, err := config.LoadEnv(abs, sio.Env); err != nil {
+				return fmt.Errorf("install: the configuration does not validate:\n%w", err)
+			}
+			cfgPath = abs
+		}
+		s, err := service.New(&program{}, serviceConfig(cfgPath))
+		if err != nil {
+			return err
+		}
+		if action == "status" {
+			return serviceStatus(s, *path, sio)
+		}
+		if err := service.Control(s, action); err != nil {
+			return fmt.Errorf("%s: %w%s", action, err, privilegeHint())
+		}
+		fmt.Fprintf(sio.Out, "%s: done (%s)\n", action, service.ChosenSystem().String())
+		return nil
+	}
+}
+
+func privilegeHint() string {
+	if runtime.GOOS == "windows" {
+		return " (run from an Administrator prompt)"
+	}
+	if os.Geteuid() != 0 {
+		return " (run as root, e.g. with sudo)"
+	}
+	return ""
+}
+
+// serviceStatus prints the service manager's view and, given the config,
+// the running agent's own summary from its local API.
+func serviceStatus(s service.Service, cfgPath string, sio IO) error {
+	st, err := s.Status()
+	state := map[service.Status]string{service.StatusRunning: "running", service.StatusStopped: "stopped"}[st]
+	switch {
+	case errors.Is(err, service.ErrNotInstalled):
+		state = "not installed"
+	case errors.As(err, new(*exec.ExitError)):
+		state = "stopped" // SysV status scripts exit non-zero when not running
+	case err != nil:
+		state = "unknown (" + err.Error() + ")"
+	}
+	fmt.Fprintf(sio.Out, "service: %s (%s)\n", state, service.ChosenSystem().String())
+	if cfgPath == "" {
+		return nil
+	}
+	cfg, err := loadConfig(cfgPath, sio)
+	if err != nil || !cfg.HIS.API.Enabled {
+		return err
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	req, _ := http.NewRequest("GET", "http://"+cfg.HIS.API.Listen+"/v1/status", nil)
+	if t := cfg.HIS.API.Token.Reveal(); t != "" {
+		req.Header.Set("Authorization", "Bearer "+t)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		fmt.Fprintf(sio.Out, "agent: not answering on %s (%v)\n", cfg.HIS.API.Listen, err)
+		return nil
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return fmt.Errorf("agent status: %w", err)
+	}
+	for _, k := range []string{"version", "uptime", "terminal", "scans", "sources", "platform", "queue"} {
+		b, _ := json.Marshal(m[k])
+		fmt.Fprintf(sio.Out, "%-9s %s\n", k+":", b)
+	}
+	return nil
+}
