@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests need, if missing. Idempotent.
+# Installs the Debian packages the CI steps need, if missing. Idempotent.
+#   make, gcc            build and the race detector (cgo)
+#   wixl, msitools       the Windows MSI
+#   gcc-mingw-w64-x86-64 the HID-capable Windows build and the Wine stub DLL
+#   wine64               the Windows smoke test
+#   curl                 the demo and the package smoke test
 set -euo pipefail
 need=()
-command -v make >/dev/null || need+=(make)
-command -v gcc >/dev/null || need+=(gcc)
+have() { command -v "$1" >/dev/null 2>&1; }
+have make || need+=(make)
+have gcc || need+=(gcc)
+have curl || need+=(curl)
+have dpkg-deb || need+=(dpkg)
+have wixl || need+=(wixl)
+have msibuild || need+=(msitools)
+have x86_64-w64-mingw32-gcc || need+=(gcc-mingw-w64-x86-64)
+have wine64 || [ -x /usr/lib/wine/wine64 ] || need+=(wine64)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+    echo "installing: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   else
     echo "missing: ${need[*]} (install them, or run as root)" >&2; exit 1
   fi
