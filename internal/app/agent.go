@@ -106,8 +106,21 @@ func buildAgent(cfg config.Config, log zerolog.Logger) (*agent, error) {
 		host, _, _ := net.SplitHostPort(api.Listen)
 		a.api = his.NewAPI(his.APIOptions{AllowedOrigins: api.AllowedOrigins, Token: api.Token.Reveal(), LoopbackOnly: isLoopbackHost(host),
 			Status: a.status, Metrics: a.metrics, Reload: func() error { return a.reload() }, Log: logging.Component(log, "his-api")})
-		a.pipe.sinks = append(a.pipe.sinks, hisSink{a.api})
+		a.pipe.addSink("api", hisSink{a.api})
 		a.servers = append(a.servers, &http.Server{Addr: api.Listen, Handler: a.api.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute})
+	}
+	if p := cfg.HIS.Push; p.Enabled {
+		a.pipe.addSink("push", hisSink{his.NewPush(his.PushOptions{URL: p.URL, Secret: []byte(p.Secret.Reveal()), Timeout: p.Timeout.D(),
+			Retries: p.Retries, Log: logging.Component(log, "his-push")})})
+	}
+	if h := cfg.HIS.HL7; h.Enabled {
+		s, err := his.NewHL7(his.HL7Options{Addr: h.Addr, Charset: h.Charset, Template: h.Template, SendingApp: h.SendingApp,
+			SendingFacility: h.SendingFacility, ReceivingApp: h.ReceivingApp, ReceivingFacility: h.ReceivingFacility,
+			Timeout: h.Timeout.D(), Log: logging.Component(log, "his-hl7")})
+		if err != nil {
+			return nil, err
+		}
+		a.pipe.addSink("hl7", hisSink{s})
 	}
 	if g := cfg.Gateway; g.Enabled {
 		ehc, ok := a.platform.(*verify.EHC)

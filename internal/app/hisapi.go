@@ -105,6 +105,11 @@ func (a *agent) status() map[string]any {
 			"rejected": st.Rejected.Load(), "failed": st.Failed.Load(), "suppressed": st.Suppressed.Load(),
 			"reportsQueued": st.Reports.Load(), "reportsRefused": st.ReportsRefused.Load()},
 	}
+	sinks := map[string]map[string]int64{}
+	for _, s := range a.pipe.sinks {
+		sinks[s.name] = map[string]int64{"delivered": s.delivered.Load(), "failed": s.failed.Load()}
+	}
+	m["his"] = sinks
 	if a.platform != nil {
 		ps := a.platform.Status()
 		m["platform"] = map[string]any{"mode": ps.Mode, "tokenAge": ps.TokenAge.Round(time.Second).String(), "breakerOpen": ps.BreakerOpen,
@@ -134,13 +139,20 @@ func (a *agent) metrics(w io.Writer) {
 	metric("scanagent_scans_total", "counter", "Scans by outcome.",
 		`{outcome="verified"}`, st.Verified.Load(), `{outcome="unverified"}`, st.Unverified.Load(), `{outcome="rejected"}`, st.Rejected.Load(),
 		`{outcome="failed"}`, st.Failed.Load(), `{outcome="suppressed"}`, st.Suppressed.Load())
+	var sinkSamples []any
+	for _, s := range a.pipe.sinks {
+		sinkSamples = append(sinkSamples, fmt.Sprintf(`{sink=%q,result="delivered"}`, s.name), s.delivered.Load(), fmt.Sprintf(`{sink=%q,result="failed"}`, s.name), s.failed.Load())
+	}
+	metric("scanagent_his_handoffs_total", "counter", "Outcomes handed to each HIS sink.", sinkSamples...)
+	var sources []any
 	for _, s := range a.sup.States() {
 		up := 0
 		if s.Connected {
 			up = 1
 		}
-		metric("scanagent_source_connected", "gauge", "Whether a scanner is connected.", fmt.Sprintf(`{source=%q}`, s.Name), up)
+		sources = append(sources, fmt.Sprintf(`{source=%q}`, s.Name), up)
 	}
+	metric("scanagent_source_connected", "gauge", "Whether a scanner is connected.", sources...)
 	if a.platform != nil {
 		ps := a.platform.Status()
 		open := 0

@@ -50,6 +50,17 @@ type Sink interface {
 	Deliver(ctx context.Context, o Outcome) error
 }
 
+// namedSink is a sink with its delivery counters.
+type namedSink struct {
+	name              string
+	sink              Sink
+	delivered, failed *atomic.Int64
+}
+
+func (p *pipeline) addSink(name string, s Sink) {
+	p.sinks = append(p.sinks, namedSink{name: name, sink: s, delivered: new(atomic.Int64), failed: new(atomic.Int64)})
+}
+
 // pipelineStats are the pipeline's counters.
 type pipelineStats struct {
 	Scans      atomic.Int64
@@ -68,7 +79,7 @@ type pipeline struct {
 	parser   *code.Parser
 	debounce *code.Debouncer
 	verifier Verifier
-	sinks    []Sink
+	sinks    []namedSink
 	offline  string // refuse, unverified
 	// outbox and reports: usage reports for e-Health Card scans from
 	// sources with report settings (nil outbox: none).
@@ -98,11 +109,21 @@ func (p *pipeline) handle(ctx context.Context, sc scanner.Scan) {
 	o.LatencyMs = float64(p.now().Sub(sc.At).Microseconds()) / 1000
 	p.logOutcome(o)
 	p.report(ctx, o)
+	// Sinks run side by side: a slow HIS push does not delay the others.
+	var wg sync.WaitGroup
 	for _, s := range p.sinks {
-		if err := s.Deliver(ctx, o); err != nil {
-			p.log.Warn().Err(err).Str("scan", o.ID).Msg("HIS sink failed")
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.sink.Deliver(ctx, o); err != nil {
+				s.failed.Add(1)
+				p.log.Warn().Err(err).Str("sink", s.name).Str("scan", o.ID).Msg("HIS hand-off failed")
+				return
+			}
+			s.delivered.Add(1)
+		}()
 	}
+	wg.Wait()
 }
 
 func (p *pipeline) resolve(ctx context.Context, sc scanner.Scan, o *Outcome) {

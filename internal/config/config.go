@@ -199,7 +199,32 @@ type Queue struct {
 
 // HIS configures the hand-off to the hospital information system.
 type HIS struct {
-	API APIConf `toml:"api"`
+	API  APIConf  `toml:"api"`
+	Push PushConf `toml:"push"`
+	HL7  HL7Conf  `toml:"hl7"`
+}
+
+// PushConf POSTs every scan outcome to a client/server HIS.
+type PushConf struct {
+	Enabled    bool     `toml:"enabled"`
+	URL        string   `toml:"url"`
+	Secret     Secret   `toml:"secret"`
+	SecretFile string   `toml:"secret_file"`
+	Timeout    Duration `toml:"timeout"`
+	Retries    int      `toml:"retries"`
+}
+
+// HL7Conf sends an HL7 v2 message over MLLP for each identified patient.
+type HL7Conf struct {
+	Enabled           bool     `toml:"enabled"`
+	Addr              string   `toml:"addr"`
+	Charset           string   `toml:"charset"`
+	Template          string   `toml:"template"`
+	SendingApp        string   `toml:"sending_app"`
+	SendingFacility   string   `toml:"sending_facility"`
+	ReceivingApp      string   `toml:"receiving_app"`
+	ReceivingFacility string   `toml:"receiving_facility"`
+	Timeout           Duration `toml:"timeout"`
 }
 
 // APIConf is the local HTTP API.
@@ -255,7 +280,11 @@ func Default() Config {
 			RetryMin:    Duration(time.Second),
 			RetryMax:    Duration(5 * time.Minute),
 		},
-		HIS: HIS{API: APIConf{Enabled: true, Listen: "127.0.0.1:8470"}},
+		HIS: HIS{
+			API:  APIConf{Enabled: true, Listen: "127.0.0.1:8470"},
+			Push: PushConf{Timeout: Duration(2 * time.Second), Retries: 2},
+			HL7:  HL7Conf{Charset: "utf-8", SendingApp: "SCANAGENT", Timeout: Duration(3 * time.Second)},
+		},
 	}
 }
 

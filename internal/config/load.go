@@ -168,6 +168,7 @@ func (c *Config) secretRefs() []secretRef {
 		{"skm.cipher_key", &c.SKM.CipherKey, c.SKM.CipherKeyFile, "SCANAGENT_SKM_CIPHER_KEY"},
 		{"queue.key", &c.Queue.Key, c.Queue.KeyFile, "SCANAGENT_QUEUE_KEY"},
 		{"his.api.token", &c.HIS.API.Token, c.HIS.API.TokenFile, "SCANAGENT_HIS_TOKEN"},
+		{"his.push.secret", &c.HIS.Push.Secret, c.HIS.Push.SecretFile, "SCANAGENT_PUSH_SECRET"},
 	}
 	for i := range c.Gateway.Terminals {
 		t := &c.Gateway.Terminals[i]

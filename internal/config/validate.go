@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"text/template"
 )
 
 var (
@@ -344,6 +345,30 @@ func (c *Config) validateQueue(v *validator) {
 }
 
 func (c *Config) validateHIS(v *validator) {
+	if p := c.HIS.Push; p.Enabled {
+		// Plain http is allowed: HIS servers on the LAN often have no TLS;
+		// the HMAC protects the body's integrity, not its confidentiality.
+		v.url("his.push.url", p.URL, true)
+		if len(p.Secret.Reveal()) < 16 {
+			v.add("his.push.secret", "required, at least 16 characters")
+		}
+		v.positive("his.push.timeout", p.Timeout)
+		if p.Retries < 0 || p.Retries > 5 {
+			v.add("his.push.retries", "must be between 0 and 5")
+		}
+	}
+	if h := c.HIS.HL7; h.Enabled {
+		if _, _, err := net.SplitHostPort(h.Addr); err != nil {
+			v.add("his.hl7.addr", "must be host:port")
+		}
+		v.oneOf("his.hl7.charset", strings.ToLower(h.Charset), "utf-8", "gb18030")
+		if h.Template != "" {
+			if _, err := template.New("hl7").Parse(h.Template); err != nil {
+				v.add("his.hl7.template", "%v", err)
+			}
+		}
+		v.positive("his.hl7.timeout", h.Timeout)
+	}
 	a := &c.HIS.API
 	if !a.Enabled {
 		return
