@@ -5,6 +5,7 @@
 #   gcc-mingw-w64-x86-64 the HID-capable Windows build and the Wine stub DLL
 #   wine64               the Windows smoke test
 #   curl                 the demo and the package smoke test
+#   chromium             the browser test of the local API and the status page
 set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -16,6 +17,7 @@ have wixl || need+=(wixl)
 have msibuild || need+=(msitools)
 have x86_64-w64-mingw32-gcc || need+=(gcc-mingw-w64-x86-64)
 have wine64 || [ -x /usr/lib/wine/wine64 ] || need+=(wine64)
+have chromium || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing: ${need[*]}"

@@ -136,7 +136,8 @@ func TestSecurity(t *testing.T) {
 	a.Deliver(context.Background(), staticEvent)
 	// Allowed origin: CORS answered, preflight ok.
 	resp, _ := do(t, "OPTIONS", srv.URL+"/v1/usage", "", map[string]string{"Origin": allowed, "Access-Control-Request-Method": "POST"})
-	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != allowed {
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != allowed ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Idempotency-Key") {
 		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
 	}
 	resp, _ = do(t, "GET", srv.URL+"/v1/scans/last", "", map[string]string{"Origin": allowed})

@@ -66,11 +66,12 @@ type setup struct {
 	dev      *device.Device
 	link     string
 	debounce string
+	his      string // the [his.*] tables
 }
 
 func newSetup(t *testing.T, dev device.Options) *setup {
 	t.Helper()
-	s := &setup{t: t, dir: t.TempDir(), debounce: "2s"}
+	s := &setup{t: t, dir: t.TempDir(), debounce: "2s", his: "[his.api]\nenabled = false"}
 	s.platform = platform.New(platform.Config{})
 	srv := httptest.NewServer(s.platform.Handler())
 	t.Cleanup(srv.Close)
@@ -138,10 +139,9 @@ port = %q
 scene = "010101"
 card_channel = "0100"
 
-[his.api]
-enabled = false
+%s
 `, s.dir, extra, d.AppID, d.AppSecret, d.HospitalID, s.pURL, strings.TrimSuffix(platform.APIPrefix, "/"), s.pURL, platform.TokenPath,
-		s.pURL, skm.AppMark, skm.AppSecret, skm.Key, s.debounce, s.link, source)
+		s.pURL, skm.AppMark, skm.AppSecret, skm.Key, s.debounce, s.link, source, s.his)
 	path := filepath.Join(s.dir, "scanagent.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		s.t.Fatal(err)
@@ -186,6 +186,19 @@ func (s *setup) start(cfgPath string) *agent {
 	})
 	a.waitFor("scanner connected", 10*time.Second)
 	return a
+}
+
+// apiAddr is the address the agent's local API listens on (from its log).
+func (a *agent) apiAddr() string {
+	a.t.Helper()
+	for _, line := range strings.Split(a.log(), "\n") {
+		var e event
+		if json.Unmarshal([]byte(line), &e) == nil && e.str("message") == "listening" {
+			return e.str("addr")
+		}
+	}
+	a.t.Fatal("the agent logged no listening address")
+	return ""
 }
 
 func (a *agent) log() string {
