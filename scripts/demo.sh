@@ -2,8 +2,11 @@
 # End-to-end demo on the embedded sample configuration: a fake serial
 # scanner (pty) types a static e-Health Card code, a dynamic one, an ID card
 # number, a hospital card, a Su Kang Code and a garbage string; the agent
-# verifies them against the fake platform and logs each outcome, masked.
-# Needs only Go (and a Linux or macOS shell). Cleans up after itself.
+# verifies them against the fake platform, hands each patient to the fake
+# HIS (HTTP push, HL7 over MLLP, and — when Chromium is installed — the
+# browser HIS page, which posts the usage report back), and the reports reach
+# the fake platform through the outbox. Needs only Go (and curl); Chromium is
+# optional. Cleans up after itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +24,7 @@ echo "== building"
 go build -o "$work/scanagent" ./cmd/scanagent
 go build -o "$work/fakeplatform" ./test/fakeplatform
 go build -o "$work/fakescanner" ./test/fakescanner
+go build -o "$work/fakehis" ./test/fakehis
 
 echo "== starting the fake platform"
 "$work/fakeplatform" -addr 127.0.0.1:0 -ready-file "$work/platform.addr" 2>"$work/platform.log" &
@@ -28,6 +32,13 @@ pids+=($!)
 for _ in $(seq 100); do [ -s "$work/platform.addr" ] && break; sleep 0.05; done
 pp=$(cat "$work/platform.addr")
 echo "   http://$pp"
+
+echo "== starting the fake HIS (push receiver, HL7 MLLP listener, browser page)"
+"$work/fakehis" -addr 127.0.0.1:0 -mllp 127.0.0.1:0 -secret demo-push-secret-0123 -ready-file "$work/his.addr" 2>"$work/his.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/his.addr" ] && break; sleep 0.05; done
+his=$(sed -n 1p "$work/his.addr"); mllp=$(sed -n 2p "$work/his.addr")
+echo "   http://$his  (HL7 on $mllp)"
 
 echo "== starting the fake scanner on a pty: $work/scanner"
 mkfifo "$work/keys"
@@ -43,10 +54,16 @@ echo "== writing a temporary config from the embedded sample (scanagent config s
   -e "s#127.0.0.1:8480#$pp#g" \
   -e "s#^port = .*#port = \"$work/scanner\"#" \
   -e "s#^listen = \"127.0.0.1:8470\"#listen = \"127.0.0.1:0\"#" \
+  -e "s#^allowed_origins = .*#allowed_origins = [\"http://$his\"]#" \
   -e "s#^format = \"auto\"#format = \"console\"#" \
   -e "s#^\# data_dir = .*#data_dir = \"$work/data\"#" \
   -e "/^\[skm\]/,/^\[code\]/ s#^enabled = false#enabled = true\nbase_url = \"http://$pp\"\napp_mark = \"demo-appmark\"\napp_secret = \"demo-skm-secret\"\ncipher_key = \"0123456789abcdef\"#" \
   >"$work/scanagent.toml"
+# Turn on the HTTP push and HL7 sinks towards the fake HIS.
+sed -i \
+  -e "/^\[his.push\]/,/^\[his.hl7\]/ s#^enabled = false#enabled = true\nurl = \"http://$his/push\"\nsecret = \"demo-push-secret-0123\"#" \
+  -e "/^\[his.hl7\]/,\$ s#^enabled = false#enabled = true\naddr = \"$mllp\"#" \
+  "$work/scanagent.toml"
 "$work/scanagent" config check -c "$work/scanagent.toml"
 
 echo "== starting the agent"
@@ -54,6 +71,18 @@ echo "== starting the agent"
 agent=$!
 pids+=($agent)
 for _ in $(seq 100); do grep -q "scanner connected" "$work/agent.log" && break; sleep 0.05; done
+api=$(grep -o 'INF listening addr=[0-9.:]*' "$work/agent.log" | head -1 | sed 's/.*addr=//')
+browser=""
+for b in chromium chromium-browser google-chrome; do command -v "$b" >/dev/null && browser=$b && break; done
+if [ -n "$browser" ]; then
+  echo "== opening the browser HIS page in headless $browser: http://$his/?agent=http://$api"
+  "$browser" --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking --disable-component-update \
+    --disable-sync --user-data-dir="$work/chrome" "http://$his/?agent=http://$api" >/dev/null 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do curl -fsS "http://$his/_fake/stats" 2>/dev/null | grep -q ws-open && break; sleep 0.1; done
+else
+  echo "== (no Chromium: the browser HIS page is at http://$his/?agent=http://$api while the demo runs)"
+fi
 
 static="C7DA29345B6DF90A6F5BBEBD73EBE2EDA26F341A6CFEEEB1210A1B2C3D4E5F60:1"
 # A fresh dynamic code of card 1, minted by the fake (it expires in 5 min).
@@ -67,7 +96,13 @@ for code in "$dynamic" "432901198810228888" "HC0012345678" "https://jsstm.jszwfw
   printf '%s\n' "$code" >&3
   sleep 0.3
 done
-sleep 1
+sleep 2
+
+echo
+echo "== what the fake HIS received"
+curl -fsS "http://$his/_fake/stats" | tr ',' '\n' | grep -oE '"(kind|name)":"[^"]*"|"(hl7|browser|badPushes)":[^]]*' | sed 's/^/   /' | head -30 || true
+echo "== usage reports the fake platform accepted (scene 010101: from the scanner's source settings; 0101051: posted by the browser HIS)"
+curl -fsS "http://$pp/_fake/stats" | grep -oE '"api":"[a-zA-Z]+","requestId":"[^"]*","req":\{[^}]*\}' | sed -E 's/"requestId":"[^"]*",//; s/"qrCodeText":"([A-F0-9]{6})[^"]*"/"qrCodeText":"\1…"/; s/^/   /' || true
 
 kill -INT "$agent"
 wait "$agent" 2>/dev/null || true
@@ -81,4 +116,6 @@ if [ "$n" -ne 6 ]; then
   exit 1
 fi
 echo
-echo "demo ok: 6 scans handled, 1 repeat suppressed"
+reports=$(curl -fsS "http://$pp/_fake/stats" | grep -o '"api":"reportHISData"' | wc -l)
+pushes=$(curl -fsS "http://$his/_fake/stats" | grep -o '"received"' | wc -l)
+echo "demo ok: 6 scans handled, 1 repeat suppressed, $pushes pushed to the HIS, $reports usage reports delivered"

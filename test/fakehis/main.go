@@ -29,24 +29,26 @@ func main() {
 	charset := flag.String("charset", "utf-8", "HL7 charset: utf-8 or gb18030")
 	agent := flag.String("agent", "http://127.0.0.1:8470", "the agent's local API, for the browser page")
 	nak := flag.Bool("nak", false, "answer every HL7 message with AE")
-	readyFile := flag.String("ready-file", "", "write the HTTP listen address here once serving")
+	readyFile := flag.String("ready-file", "", "write the HTTP listen address (and the MLLP one, on a second line) here once serving")
 	flag.Parse()
 	s := server.New(server.Options{Secret: *secret, Charset: *charset, AgentURL: *agent})
 	s.SetNAK(*nak)
+	mllpAddr := ""
 	if *mllp != "" {
 		ln, err := net.Listen("tcp", *mllp)
 		if err != nil {
 			log.Fatal(err)
 		}
 		go s.ServeMLLP(ln)
-		fmt.Fprintf(os.Stderr, "fakehis: MLLP on %s\n", ln.Addr())
+		mllpAddr = ln.Addr().String()
+		fmt.Fprintf(os.Stderr, "fakehis: MLLP on %s\n", mllpAddr)
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
 	}
 	if *readyFile != "" {
-		os.WriteFile(*readyFile, []byte(ln.Addr().String()), 0o644)
+		os.WriteFile(*readyFile, []byte(ln.Addr().String()+"\n"+mllpAddr+"\n"), 0o644)
 	}
 	fmt.Fprintf(os.Stderr, "fakehis: http://%s/ (agent %s)\n", ln.Addr(), *agent)
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
