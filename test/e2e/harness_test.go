@@ -67,11 +67,12 @@ type setup struct {
 	link     string
 	debounce string
 	his      string // the [his.*] tables
+	logLevel string
 }
 
 func newSetup(t *testing.T, dev device.Options) *setup {
 	t.Helper()
-	s := &setup{t: t, dir: t.TempDir(), debounce: "2s", his: "[his.api]\nenabled = false"}
+	s := &setup{t: t, dir: t.TempDir(), debounce: "2s", logLevel: "debug", his: "[his.api]\nenabled = false"}
 	s.platform = platform.New(platform.Config{})
 	srv := httptest.NewServer(s.platform.Handler())
 	t.Cleanup(srv.Close)
@@ -99,7 +100,7 @@ data_dir = %q
 shutdown_timeout = "5s"
 %s
 [log]
-level = "debug"
+level = %q
 format = "json"
 
 [platform]
@@ -140,7 +141,7 @@ scene = "010101"
 card_channel = "0100"
 
 %s
-`, s.dir, extra, d.AppID, d.AppSecret, d.HospitalID, s.pURL, strings.TrimSuffix(platform.APIPrefix, "/"), s.pURL, platform.TokenPath,
+`, s.dir, extra, s.logLevel, d.AppID, d.AppSecret, d.HospitalID, s.pURL, strings.TrimSuffix(platform.APIPrefix, "/"), s.pURL, platform.TokenPath,
 		s.pURL, skm.AppMark, skm.AppSecret, skm.Key, s.debounce, s.link, source, s.his)
 	path := filepath.Join(s.dir, "scanagent.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {

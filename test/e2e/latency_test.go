@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -31,8 +32,13 @@ func TestLatencyReport(t *testing.T) {
 	cards := platform.BuiltinCards()
 	for _, baud := range []int{9600, 115200} {
 		s := newSetup(t, device.Options{Baud: baud, Suffix: "\r"})
-		s.debounce = "0s"
+		s.debounce, s.logLevel = "0s", "info" // as in production
+		started := time.Now()
 		a := s.start(s.config(fmt.Sprintf("baud = %d", baud), ""))
+		ready := time.Since(started)
+		time.Sleep(2 * time.Second)
+		idleRSS := procRSS(a.cmd.Process.Pid)
+		cpu0 := procCPU(a.cmd.Process.Pid)
 		var observed, internal []time.Duration
 		for i := 0; i < n; i++ {
 			if err := s.dev.Type([]byte(cards[i%len(cards)].QRCodeText)); err != nil {
@@ -56,6 +62,35 @@ func TestLatencyReport(t *testing.T) {
 		fmt.Printf("baud=%-6d n=%d wire=%-9v last-byte→outcome p50=%-9v p99=%-9v (p50 = %.3f× wire)  agent-internal p50=%v p99=%v\n",
 			baud, n, wire.Round(time.Microsecond), p(observed, .5).Round(time.Microsecond), p(observed, .99).Round(time.Microsecond),
 			float64(p(observed, .5))/float64(wire), p(internal, .5).Round(time.Microsecond), p(internal, .99).Round(time.Microsecond))
+		cpu := procCPU(a.cmd.Process.Pid) - cpu0
+		fmt.Printf("baud=%-6d start-to-ready=%v (process start → scanner connected)  idle RSS=%.1f MB  CPU per 1000 scans=%v (%.0f%% of their wire time)\n",
+			baud, ready.Round(time.Millisecond), float64(idleRSS)/1e6, (cpu * 1000 / time.Duration(n)).Round(time.Millisecond),
+			100*float64(cpu)/float64(wire*time.Duration(n)))
 		a.stop(syscall.SIGINT, 6*time.Second)
 	}
+}
+
+// procRSS is a process's resident set in bytes.
+func procRSS(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// procCPU is a process's user+system CPU time.
+func procCPU(pid int) time.Duration {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }

@@ -1,0 +1,108 @@
+package his
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rs/zerolog"
+)
+
+// TestFanoutLatency measures the local API's fan-out: from an outcome
+// handed to Deliver to each of 10 WebSocket clients receiving it, over 1000
+// scans, next to a bare loopback WebSocket broadcast (a server writing the
+// same bytes to the same 10 clients, no hub) in the same run. Run by
+// scripts/bench.sh (SCANAGENT_BENCH=1).
+func TestFanoutLatency(t *testing.T) {
+	if os.Getenv("SCANAGENT_BENCH") == "" {
+		t.Skip("set SCANAGENT_BENCH=1 (scripts/bench.sh) to run")
+	}
+	const clients, scans = 10, 1000
+	api := NewAPI(APIOptions{Log: zerolog.Nop()})
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+	agentP50, agentP99 := measure(t, srv.URL+"/v1/ws", clients, scans, func(i int, sent time.Time) {
+		api.Deliver(context.Background(), Event{Type: "scan", ID: fmt.Sprint(i), Time: sent, Identity: &Identity{Name: "龙小英", IDNumber: "432901198810228888"}})
+	}, func() int { return api.Clients() })
+
+	// Baseline: a bare broadcast server.
+	var mu sync.Mutex
+	var conns []*websocket.Conn
+	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+		<-r.Context().Done()
+	}))
+	defer bare.Close()
+	bareP50, bareP99 := measure(t, strings.Replace(bare.URL, "http", "ws", 1), clients, scans, func(i int, sent time.Time) {
+		msg := []byte(fmt.Sprintf(`{"type":"scan","id":"%d","time":%q,"identity":{"name":"龙小英","idNumber":"432901198810228888"}}`, i, sent.Format(time.RFC3339Nano)))
+		mu.Lock()
+		cs := append([]*websocket.Conn(nil), conns...)
+		mu.Unlock()
+		for _, c := range cs {
+			c.Write(context.Background(), websocket.MessageText, msg)
+		}
+	}, func() int { mu.Lock(); defer mu.Unlock(); return len(conns) })
+	fmt.Printf("fan-out to %d WebSocket clients, %d scans: agent p50=%v p99=%v; bare loopback broadcast p50=%v p99=%v (p99 ratio %.2fx)\n",
+		clients, scans, agentP50, agentP99, bareP50, bareP99, float64(agentP99)/float64(bareP99))
+}
+
+func measure(t *testing.T, url string, clients, scans int, send func(i int, sent time.Time), connected func() int) (p50, p99 time.Duration) {
+	url = strings.Replace(url, "http://", "ws://", 1)
+	sent := make([]time.Time, scans)
+	var mu sync.Mutex
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for c := 0; c < clients; c++ {
+		ws, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.CloseNow()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for got := 0; got < scans; got++ {
+				_, msg, err := ws.Read(ctx)
+				now := time.Now()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var i int
+				fmt.Sscanf(strings.SplitN(string(msg), `"id":"`, 2)[1], "%d", &i)
+				mu.Lock()
+				lat = append(lat, now.Sub(sent[i]))
+				mu.Unlock()
+			}
+		}()
+	}
+	for connected() < clients {
+		time.Sleep(time.Millisecond)
+	}
+	for i := 0; i < scans; i++ {
+		mu.Lock()
+		sent[i] = time.Now()
+		mu.Unlock()
+		send(i, sent[i])
+		time.Sleep(200 * time.Microsecond) // scans arrive one by one, not in a burst
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	return lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Microsecond)
+}
