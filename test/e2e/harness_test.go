@@ -68,11 +68,14 @@ type setup struct {
 	debounce string
 	his      string // the [his.*] tables
 	logLevel string
+	// breakerCooldown: long by default, so an outage's breaker stays open
+	// for the test's duration.
+	breakerCooldown string
 }
 
 func newSetup(t *testing.T, dev device.Options) *setup {
 	t.Helper()
-	s := &setup{t: t, dir: t.TempDir(), debounce: "2s", logLevel: "debug", his: "[his.api]\nenabled = false"}
+	s := &setup{t: t, dir: t.TempDir(), debounce: "2s", logLevel: "debug", breakerCooldown: "1h", his: "[his.api]\nenabled = false"}
 	s.platform = platform.New(platform.Config{})
 	srv := httptest.NewServer(s.platform.Handler())
 	t.Cleanup(srv.Close)
@@ -115,7 +118,7 @@ hospital_code = "90003"
 hospital_name = "示例医院"
 retries = 0
 breaker_failures = 2
-breaker_cooldown = "1h"
+breaker_cooldown = %q
 connect_timeout = "500ms"
 request_timeout = "1s"
 
@@ -142,7 +145,7 @@ card_channel = "0100"
 
 %s
 `, s.dir, extra, s.logLevel, d.AppID, d.AppSecret, d.HospitalID, s.pURL, strings.TrimSuffix(platform.APIPrefix, "/"), s.pURL, platform.TokenPath,
-		s.pURL, skm.AppMark, skm.AppSecret, skm.Key, s.debounce, s.link, source, s.his)
+		s.breakerCooldown, s.pURL, skm.AppMark, skm.AppSecret, skm.Key, s.debounce, s.link, source, s.his)
 	path := filepath.Join(s.dir, "scanagent.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		s.t.Fatal(err)
