@@ -106,12 +106,12 @@ func buildAgent(cfg config.Config, log zerolog.Logger) (*agent, error) {
 		host, _, _ := net.SplitHostPort(api.Listen)
 		a.api = his.NewAPI(his.APIOptions{AllowedOrigins: api.AllowedOrigins, Token: api.Token.Reveal(), LoopbackOnly: isLoopbackHost(host),
 			Status: a.status, Metrics: a.metrics, Reload: func() error { return a.reload() }, Log: logging.Component(log, "his-api")})
-		a.pipe.addSink("api", hisSink{a.api})
+		a.pipe.addSink("api", a.api)
 		a.servers = append(a.servers, &http.Server{Addr: api.Listen, Handler: a.api.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute})
 	}
 	if p := cfg.HIS.Push; p.Enabled {
-		a.pipe.addSink("push", hisSink{his.NewPush(his.PushOptions{URL: p.URL, Secret: []byte(p.Secret.Reveal()), Timeout: p.Timeout.D(),
-			Retries: p.Retries, Log: logging.Component(log, "his-push")})})
+		a.pipe.addSink("push", his.NewPush(his.PushOptions{URL: p.URL, Secret: []byte(p.Secret.Reveal()), Timeout: p.Timeout.D(),
+			Retries: p.Retries, Log: logging.Component(log, "his-push")}))
 	}
 	if h := cfg.HIS.HL7; h.Enabled {
 		s, err := his.NewHL7(his.HL7Options{Addr: h.Addr, Charset: h.Charset, Template: h.Template, SendingApp: h.SendingApp,
@@ -120,7 +120,7 @@ func buildAgent(cfg config.Config, log zerolog.Logger) (*agent, error) {
 		if err != nil {
 			return nil, err
 		}
-		a.pipe.addSink("hl7", hisSink{s})
+		a.pipe.addSink("hl7", s)
 	}
 	if g := cfg.Gateway; g.Enabled {
 		ehc, ok := a.platform.(*verify.EHC)

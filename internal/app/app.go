@@ -136,6 +136,14 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseAll parses flags and refuses positional arguments.
+func parseAll(fs *flag.FlagSet, args []string) error {
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	return noArgs(fs)
+}
+
 func noArgs(fs *flag.FlagSet) error {
 	if fs.NArg() > 0 {
 		fs.Usage()

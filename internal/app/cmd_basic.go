@@ -17,10 +17,7 @@ import (
 
 func cmdVersion(_ context.Context, args []string, sio IO) error {
 	fs := newFlags("version", "scanagent version", sio)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := parseAll(fs, args); err != nil {
 		return err
 	}
 	fmt.Fprintln(sio.Out, buildinfo.String())
@@ -29,10 +26,7 @@ func cmdVersion(_ context.Context, args []string, sio IO) error {
 
 func cmdConfigSample(_ context.Context, args []string, sio IO) error {
 	fs := newFlags("config sample", "scanagent config sample", sio)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := parseAll(fs, args); err != nil {
 		return err
 	}
 	_, err := sio.Out.Write(config.Sample)
@@ -56,10 +50,7 @@ func loadConfig(path string, sio IO) (config.Config, error) {
 func cmdConfigCheck(_ context.Context, args []string, sio IO) error {
 	fs := newFlags("config check", "scanagent config check -c FILE", sio)
 	path := configFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := parseAll(fs, args); err != nil {
 		return err
 	}
 	if _, err := loadConfig(*path, sio); err != nil {
@@ -80,10 +71,7 @@ func cmdDebugSign(_ context.Context, args []string, sio IO) error {
 	fs := newFlags("debug sign", "scanagent debug sign [--secret S] [--in FILE]  (secret also from SCANAGENT_APP_SECRET; body from stdin by default)", sio)
 	secret := fs.String("secret", "", "appSecret (prefer the SCANAGENT_APP_SECRET environment variable: flags show in process lists)")
 	in := fs.String("in", "", "file holding the request body {\"commonIn\":{...},\"req\":{...}} (default stdin)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := parseAll(fs, args); err != nil {
 		return err
 	}
 	if *secret == "" {

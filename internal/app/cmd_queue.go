@@ -57,10 +57,7 @@ func queueFlags(name, synopsis string, sio IO) (*flag.FlagSet, *string) {
 func cmdQueueStats(_ context.Context, args []string, sio IO) error {
 	fs, path := queueFlags("stats", "scanagent queue stats -c FILE [--json]", sio)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := parseAll(fs, args); err != nil {
 		return err
 	}
 	q, err := openQueueFor(*path, true, sio)
@@ -117,10 +114,7 @@ func cmdQueueList(_ context.Context, args []string, sio IO) error {
 	fs, path := queueFlags("list", "scanagent queue list -c FILE [--dead] [--limit N]", sio)
 	dead := fs.Bool("dead", false, "list dead letters instead of pending records")
 	limit := fs.Int("limit", 100, "at most this many records (0: all)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := parseAll(fs, args); err != nil {
 		return err
 	}
 	q, err := openQueueFor(*path, true, sio)
@@ -156,10 +150,7 @@ func cmdQueueList(_ context.Context, args []string, sio IO) error {
 func cmdQueueRetry(_ context.Context, args []string, sio IO) error {
 	fs, path := queueFlags("retry", "scanagent queue retry -c FILE [--seq N,M,...]", sio)
 	seqs := fs.String("seq", "", "comma-separated sequence numbers (default: every dead letter)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := parseAll(fs, args); err != nil {
 		return err
 	}
 	var ids []uint64
@@ -191,10 +182,7 @@ func cmdQueuePurge(_ context.Context, args []string, sio IO) error {
 	dead := fs.Bool("dead", false, "delete every dead letter")
 	pending := fs.Bool("pending", false, "delete every pending record (they will never reach the platform)")
 	yes := fs.Bool("yes", false, "confirm: the records are deleted for good")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := parseAll(fs, args); err != nil {
 		return err
 	}
 	if *dead == *pending {

@@ -19,10 +19,7 @@ import (
 func cmdRun(ctx context.Context, args []string, sio IO) error {
 	fs := newFlags("run", "scanagent run -c FILE", sio)
 	path := configFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := parseAll(fs, args); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(*path, sio)
@@ -128,10 +125,7 @@ func (r *reloader) request() error {
 func cmdPorts(_ context.Context, args []string, sio IO) error {
 	fs := newFlags("ports", "scanagent ports [--json]", sio)
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := parseAll(fs, args); err != nil {
 		return err
 	}
 	inv := scanner.ListPorts()

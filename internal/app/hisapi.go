@@ -14,24 +14,6 @@ import (
 	"scanagent/internal/verify"
 )
 
-// hisSink hands outcomes to a his.Sink as HIS events.
-type hisSink struct{ s his.Sink }
-
-func (h hisSink) Deliver(ctx context.Context, o Outcome) error { return h.s.Deliver(ctx, eventOf(o)) }
-
-func eventOf(o Outcome) his.Event {
-	e := his.Event{Type: o.Type, ID: o.ID, Time: o.Time, Source: o.Source, Kind: o.Kind, Verified: o.Verified, Offline: o.Offline, Latency: o.LatencyMs}
-	if id := o.Identity; id != nil {
-		e.Identity = &his.Identity{Name: id.Name, Gender: id.Gender, Nation: id.Nation, Birthday: id.Birthday, IDType: id.IDType,
-			IDNumber: id.IDNumber, Phone: id.Phone, Address: id.Address, PHID: id.PHID, HealthCardID: id.HealthCardID, PatID: id.PatID,
-			QRCodeText: id.QRCodeText, Level: id.Level, Tip: id.Tip}
-	}
-	if o.Error != nil {
-		e.Error = &his.EventError{Code: o.Error.Code, Message: o.Error.Message}
-	}
-	return e
-}
-
 // usageRecorder turns the HIS's usage reports and bindings into outbox
 // records.
 type usageRecorder struct {

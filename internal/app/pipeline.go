@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"scanagent/internal/code"
+	"scanagent/internal/his"
 	"scanagent/internal/mask"
 	"scanagent/internal/scanner"
 	"scanagent/internal/verify"
@@ -24,41 +25,22 @@ type Verifier interface {
 	Verify(ctx context.Context, r verify.Request) (verify.Identity, error)
 }
 
-// Outcome is what became of one scan; it is what HIS sinks receive.
-type Outcome struct {
-	Type     string           `json:"type"` // "scan"
-	ID       string           `json:"id"`
-	Time     time.Time        `json:"time"`
-	Source   string           `json:"source"`
-	Kind     string           `json:"kind,omitempty"`
-	Verified bool             `json:"verified"`
-	Offline  bool             `json:"offline,omitempty"`
-	Identity *verify.Identity `json:"identity,omitempty"`
-	Error    *OutcomeError    `json:"error,omitempty"`
-	// LatencyMs is the time from the scan's last byte to the outcome.
-	LatencyMs float64 `json:"latencyMs"`
-}
-
-// OutcomeError says why a scan was refused, for the HIS and the operator.
-type OutcomeError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-// Sink receives outcomes (the HIS hand-off).
-type Sink interface {
-	Deliver(ctx context.Context, o Outcome) error
-}
-
-// namedSink is a sink with its delivery counters.
+// namedSink is a HIS sink with its delivery counters.
 type namedSink struct {
 	name              string
-	sink              Sink
+	sink              his.Sink
 	delivered, failed *atomic.Int64
 }
 
-func (p *pipeline) addSink(name string, s Sink) {
+func (p *pipeline) addSink(name string, s his.Sink) {
 	p.sinks = append(p.sinks, namedSink{name: name, sink: s, delivered: new(atomic.Int64), failed: new(atomic.Int64)})
+}
+
+// identityOf is the HIS contract's view of a verified identity.
+func identityOf(id verify.Identity) his.Identity {
+	return his.Identity{Name: id.Name, Gender: id.Gender, Nation: id.Nation, Birthday: id.Birthday, IDType: id.IDType,
+		IDNumber: id.IDNumber, Phone: id.Phone, Address: id.Address, PHID: id.PHID, HealthCardID: id.HealthCardID, PatID: id.PatID,
+		QRCodeText: id.QRCodeText, Level: id.Level, Tip: id.Tip}
 }
 
 // pipelineStats are the pipeline's counters.
@@ -104,9 +86,9 @@ func (p *pipeline) handle(ctx context.Context, sc scanner.Scan) {
 		p.log.Debug().Str("source", sc.Source).Msg("repeat suppressed")
 		return
 	}
-	o := Outcome{Type: "scan", ID: newScanID(), Time: sc.At, Source: sc.Source}
+	o := his.Event{Type: "scan", ID: newScanID(), Time: sc.At, Source: sc.Source}
 	p.resolve(ctx, sc, &o)
-	o.LatencyMs = float64(p.now().Sub(sc.At).Microseconds()) / 1000
+	o.Latency = float64(p.now().Sub(sc.At).Microseconds()) / 1000
 	p.logOutcome(o)
 	p.report(ctx, o)
 	// Sinks run side by side: a slow HIS push does not delay the others.
@@ -126,10 +108,10 @@ func (p *pipeline) handle(ctx context.Context, sc scanner.Scan) {
 	wg.Wait()
 }
 
-func (p *pipeline) resolve(ctx context.Context, sc scanner.Scan, o *Outcome) {
+func (p *pipeline) resolve(ctx context.Context, sc scanner.Scan, o *his.Event) {
 	if sc.Overflow {
 		p.stats.Rejected.Add(1)
-		o.Error = &OutcomeError{Code: "too_long", Message: "scan longer than the source's max_frame"}
+		o.Error = &his.EventError{Code: "too_long", Message: "scan longer than the source's max_frame"}
 		return
 	}
 	c, err := p.parser.Parse(sc.Data)
@@ -139,19 +121,17 @@ func (p *pipeline) resolve(ctx context.Context, sc scanner.Scan, o *Outcome) {
 		if r, ok := code.IsRejected(err); ok {
 			reason = string(r.Reason)
 		}
-		o.Error = &OutcomeError{Code: reason, Message: err.Error()}
+		o.Error = &his.EventError{Code: reason, Message: err.Error()}
 		return
 	}
 	o.Kind = string(c.Kind)
 	id, err := p.verifier.Verify(ctx, verify.Request{Kind: string(c.Kind), Text: c.Text, IDNumber: c.IDNumber})
 	if err == nil {
-		if id.Kind == "" {
-			id.Kind = string(c.Kind)
-		}
+		hi := identityOf(id)
 		if c.Kind == code.KindCustom {
-			id.QRCodeText = c.Text
+			hi.QRCodeText, hi.CustomType = c.Text, c.Type
 		}
-		o.Identity, o.Verified = &id, id.Verified
+		o.Identity, o.Verified = &hi, id.Verified
 		if id.Verified {
 			p.stats.Verified.Add(1)
 		} else {
@@ -162,36 +142,36 @@ func (p *pipeline) resolve(ctx context.Context, sc scanner.Scan, o *Outcome) {
 	if c.Kind == code.KindEHCStatic && verify.IsUnavailable(err) && p.offline == "unverified" {
 		p.stats.Unverified.Add(1)
 		o.Offline = true
-		o.Identity = &verify.Identity{Kind: string(c.Kind), QRCodeText: c.Text}
-		o.Error = &OutcomeError{Code: "offline", Message: "platform unreachable: card handed over unverified (agent.offline = \"unverified\")"}
+		o.Identity = &his.Identity{QRCodeText: c.Text}
+		o.Error = &his.EventError{Code: "offline", Message: "platform unreachable: card handed over unverified (agent.offline = \"unverified\")"}
 		return
 	}
 	p.stats.Failed.Add(1)
 	o.Error = outcomeError(err, c.Kind)
 }
 
-func outcomeError(err error, kind code.Kind) *OutcomeError {
+func outcomeError(err error, kind code.Kind) *his.EventError {
 	e, ok := verify.AsError(err)
 	if !ok {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return &OutcomeError{Code: "timeout", Message: "verification did not finish in time"}
+			return &his.EventError{Code: "timeout", Message: "verification did not finish in time"}
 		}
-		return &OutcomeError{Code: "error", Message: err.Error()}
+		return &his.EventError{Code: "error", Message: err.Error()}
 	}
 	switch {
 	case e.Unavailable && kind == code.KindEHCDynamic:
-		return &OutcomeError{Code: "offline", Message: "platform unreachable: a dynamic code cannot be verified offline; ask for an ID card or retry"}
+		return &his.EventError{Code: "offline", Message: "platform unreachable: a dynamic code cannot be verified offline; ask for an ID card or retry"}
 	case e.Unavailable:
-		return &OutcomeError{Code: "offline", Message: "platform unreachable: " + e.Msg}
+		return &his.EventError{Code: "offline", Message: "platform unreachable: " + e.Msg}
 	case e.Class == verify.Rejected && e.Code != 0:
-		return &OutcomeError{Code: fmt.Sprintf("platform_%d", e.Code), Message: e.Msg}
+		return &his.EventError{Code: fmt.Sprintf("platform_%d", e.Code), Message: e.Msg}
 	}
-	return &OutcomeError{Code: e.Class.String(), Message: e.Error()}
+	return &his.EventError{Code: e.Class.String(), Message: e.Error()}
 }
 
 // report queues the usage report of an e-Health Card scan that reached the
 // HIS (verified, or handed over unverified offline).
-func (p *pipeline) report(ctx context.Context, o Outcome) {
+func (p *pipeline) report(ctx context.Context, o his.Event) {
 	d, ok := p.reports[o.Source]
 	if p.outbox == nil || !ok || o.Identity == nil || (o.Kind != string(code.KindEHCStatic) && o.Kind != string(code.KindEHCDynamic)) {
 		return
@@ -205,7 +185,7 @@ func (p *pipeline) report(ctx context.Context, o Outcome) {
 }
 
 // logOutcome writes one masked line per outcome.
-func (p *pipeline) logOutcome(o Outcome) {
+func (p *pipeline) logOutcome(o his.Event) {
 	ev := p.log.Info()
 	if o.Error != nil {
 		if o.Identity == nil {
@@ -213,7 +193,7 @@ func (p *pipeline) logOutcome(o Outcome) {
 		}
 		ev = ev.Str("error", o.Error.Code).Str("reason", o.Error.Message)
 	}
-	ev = ev.Str("scan", o.ID).Str("source", o.Source).Str("kind", o.Kind).Bool("verified", o.Verified).Float64("latencyMs", o.LatencyMs)
+	ev = ev.Str("scan", o.ID).Str("source", o.Source).Str("kind", o.Kind).Bool("verified", o.Verified).Float64("latencyMs", o.Latency)
 	if o.Offline {
 		ev = ev.Bool("offline", true)
 	}
