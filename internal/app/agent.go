@@ -40,7 +40,7 @@ type agent struct {
 	pipe    *pipeline
 	sup     *scanner.Supervisor
 	sources []scanner.Source
-	servers []*http.Server
+	servers []server
 	started time.Time
 }
 
@@ -107,7 +107,8 @@ func buildAgent(cfg config.Config, log zerolog.Logger) (*agent, error) {
 		a.api = his.NewAPI(his.APIOptions{AllowedOrigins: api.AllowedOrigins, Token: api.Token.Reveal(), LoopbackOnly: isLoopbackHost(host),
 			Status: a.status, Metrics: a.metrics, Reload: func() error { return a.reload() }, Log: logging.Component(log, "his-api")})
 		a.pipe.addSink("api", a.api)
-		a.servers = append(a.servers, &http.Server{Addr: api.Listen, Handler: a.api.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute})
+		a.servers = append(a.servers, server{srv: &http.Server{Addr: api.Listen, Handler: a.api.Handler(), ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}, cert: api.TLSCert, key: api.TLSKey})
 	}
 	if p := cfg.HIS.Push; p.Enabled {
 		a.pipe.addSink("push", his.NewPush(his.PushOptions{URL: p.URL, Secret: []byte(p.Secret.Reveal()), Timeout: p.Timeout.D(),
@@ -132,9 +133,16 @@ func buildAgent(cfg config.Config, log zerolog.Logger) (*agent, error) {
 			terms[t.ID] = t.Token.Reveal()
 		}
 		gs := verify.NewGatewayServer(gatewayUpstream{EHC: ehc, router: rt}, terms, func() any { return ehc.Status() }, logging.Component(log, "gateway"))
-		a.servers = append(a.servers, &http.Server{Addr: g.Listen, Handler: gs.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second})
+		a.servers = append(a.servers, server{srv: &http.Server{Addr: g.Listen, Handler: gs.Handler(), ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}, cert: g.TLSCert, key: g.TLSKey})
 	}
 	return a, nil
+}
+
+// server is an HTTP server of the agent, with its TLS files when HTTPS.
+type server struct {
+	srv       *http.Server
+	cert, key string
 }
 
 // gatewayUpstream verifies through the router (EHC or SKM) and reports
@@ -248,32 +256,32 @@ func (a *agent) run(ctx context.Context) error {
 
 	// Listeners first, so a port conflict fails the start.
 	var lns []net.Listener
-	for _, srv := range a.servers {
-		ln, err := net.Listen("tcp", srv.Addr)
+	for _, sv := range a.servers {
+		ln, err := net.Listen("tcp", sv.srv.Addr)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
 			}
-			return fmt.Errorf("listen %s: %w", srv.Addr, err)
+			return fmt.Errorf("listen %s: %w", sv.srv.Addr, err)
 		}
 		lns = append(lns, ln)
 	}
 	var srvWG sync.WaitGroup
-	for i, srv := range a.servers {
+	for i, sv := range a.servers {
 		srvWG.Add(1)
 		go func() {
 			defer srvWG.Done()
 			var err error
-			if a.cfg.Gateway.TLSCert != "" && srv.Addr == a.cfg.Gateway.Listen {
-				err = srv.ServeTLS(lns[i], a.cfg.Gateway.TLSCert, a.cfg.Gateway.TLSKey)
+			if sv.cert != "" {
+				err = sv.srv.ServeTLS(lns[i], sv.cert, sv.key)
 			} else {
-				err = srv.Serve(lns[i])
+				err = sv.srv.Serve(lns[i])
 			}
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				a.log.Error().Err(err).Str("addr", srv.Addr).Msg("server failed")
+				a.log.Error().Err(err).Str("addr", sv.srv.Addr).Msg("server failed")
 			}
 		}()
-		a.log.Info().Str("addr", lns[i].Addr().String()).Msg("listening")
+		a.log.Info().Str("addr", lns[i].Addr().String()).Bool("tls", sv.cert != "").Msg("listening")
 	}
 
 	scans := make(chan scanner.Scan, 256)
@@ -313,8 +321,8 @@ func (a *agent) run(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	for _, srv := range a.servers {
-		_ = srv.Shutdown(sctx)
+	for _, sv := range a.servers {
+		_ = sv.srv.Shutdown(sctx)
 	}
 	srvWG.Wait()
 	// Delivery stops after the pipeline drained, so every report of an

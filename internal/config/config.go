@@ -231,6 +231,8 @@ type HL7Conf struct {
 type APIConf struct {
 	Enabled        bool     `toml:"enabled"`
 	Listen         string   `toml:"listen"`
+	TLSCert        string   `toml:"tls_cert"`
+	TLSKey         string   `toml:"tls_key"`
 	AllowRemote    bool     `toml:"allow_remote"`
 	AllowedOrigins []string `toml:"allowed_origins"`
 	Token          Secret   `toml:"token"`

@@ -373,6 +373,9 @@ func (c *Config) validateHIS(v *validator) {
 	if !a.Enabled {
 		return
 	}
+	if (a.TLSCert == "") != (a.TLSKey == "") {
+		v.add("his.api.tls_key", "tls_cert and tls_key go together")
+	}
 	host, _, err := net.SplitHostPort(a.Listen)
 	if err != nil {
 		v.add("his.api.listen", "must be host:port")

@@ -79,6 +79,9 @@ type Options struct {
 	Key []byte
 	// OpenTimeout bounds waiting for the file lock (another process).
 	OpenTimeout time.Duration
+	// MaxFileSize caps the file (0: no cap). A write that would grow it
+	// past the cap fails like a full disk does; tests use it for that.
+	MaxFileSize int
 	ReadOnly    bool
 	Log         zerolog.Logger
 	Now         func() time.Time
@@ -240,7 +243,7 @@ func (q *Queue) tryOpen() (db *bolt.DB, err error) {
 			db, err = nil, corruptError{r}
 		}
 	}()
-	db, err = bolt.Open(q.o.Path, 0o600, &bolt.Options{Timeout: q.o.OpenTimeout, FreelistType: bolt.FreelistMapType, ReadOnly: q.o.ReadOnly})
+	db, err = bolt.Open(q.o.Path, 0o600, &bolt.Options{Timeout: q.o.OpenTimeout, FreelistType: bolt.FreelistMapType, ReadOnly: q.o.ReadOnly, MaxSize: q.o.MaxFileSize})
 	if err != nil {
 		return nil, err
 	}

@@ -449,3 +449,44 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// A full disk refuses new records with ErrFull and crashes nothing: what
+// was stored stays, delivery waits (every bbolt transaction, deletes too,
+// needs fresh pages), and once space returns everything drains.
+func TestDiskFullIsRefusal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	q := open(t, path, func(o *Options) { o.MaxFileSize = 256 << 10 })
+	ctx := context.Background()
+	payload := bytes.Repeat([]byte("p"), 2000)
+	var stored int
+	var err error
+	for i := 0; i < 1000; i++ {
+		if _, err = q.Enqueue(ctx, "report", payload); err != nil {
+			break
+		}
+		stored++
+	}
+	if !errors.Is(err, ErrFull) || stored == 0 || stored == 1000 {
+		t.Fatalf("after %d records: err = %v, want ErrFull", stored, err)
+	}
+	s := &sender{}
+	stop := run(t, q, s)
+	time.Sleep(300 * time.Millisecond) // delivery tries while the disk is full
+	stop()
+	if d := q.Stats().Depth(); d+int(q.Stats().Delivered) != stored {
+		t.Fatalf("records lost while full: depth %d + delivered %d != %d", d, q.Stats().Delivered, stored)
+	}
+	q.Close()
+	// Space is back.
+	q = open(t, path, nil)
+	defer q.Close()
+	stop = run(t, q, s)
+	waitFor(t, "drain", func() bool { return q.Stats().Depth() == 0 })
+	stop()
+	if q.Stats().Delivered != int64(stored) {
+		t.Fatalf("delivered %d of %d", q.Stats().Delivered, stored)
+	}
+	if _, err := q.Enqueue(ctx, "report", payload); err != nil {
+		t.Fatalf("after space returned: %v", err)
+	}
+}
