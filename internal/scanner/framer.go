@@ -73,6 +73,3 @@ func (f *Framer) Idle(now time.Time) (Frame, bool) {
 	f.buf, f.over = f.buf[:0], false
 	return fr, true
 }
-
-// Pending reports whether bytes wait for a suffix or the gap.
-func (f *Framer) Pending() bool { return len(f.buf) > 0 }

@@ -108,11 +108,3 @@ func (d *HIDDecoder) split(r []byte) (data []byte, more bool, err error) {
 	}
 	return nil, false, fmt.Errorf("%w: unknown layout %q", ErrBadReport, d.layout)
 }
-
-// HoneywellAIM returns the AIM symbology id ("]Q1") of a Honeywell report.
-func HoneywellAIM(r []byte) string {
-	if len(r) < hidReportLen || r[2] != ']' {
-		return ""
-	}
-	return string(r[2:5])
-}
