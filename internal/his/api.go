@@ -238,8 +238,8 @@ func (a *API) serveNext(w http.ResponseWriter, r *http.Request) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
-	case e := <-s.ch:
-		writeJSON(w, http.StatusOK, e)
+	case m := <-s.ch:
+		writeJSON(w, http.StatusOK, m.Event)
 	case <-t.C:
 		w.WriteHeader(http.StatusNoContent)
 	case <-s.closed:
@@ -267,9 +267,8 @@ func (a *API) serveSSE(w http.ResponseWriter, r *http.Request) {
 	defer ping.Stop()
 	for {
 		select {
-		case e := <-s.ch:
-			b, _ := json.Marshal(e)
-			fmt.Fprintf(w, "id: %s\nevent: scan\ndata: %s\n\n", e.ID, b)
+		case m := <-s.ch:
+			fmt.Fprintf(w, "id: %s\nevent: scan\ndata: %s\n\n", m.ID, m.data)
 			fl.Flush()
 		case <-ping.C:
 			io.WriteString(w, ": ping\n\n")
@@ -295,10 +294,9 @@ func (a *API) serveWS(w http.ResponseWriter, r *http.Request) {
 	defer a.hub.unsubscribe(s)
 	for {
 		select {
-		case e := <-s.ch:
-			b, _ := json.Marshal(e)
+		case m := <-s.ch:
 			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := c.Write(wctx, websocket.MessageText, b)
+			err := c.Write(wctx, websocket.MessageText, m.data)
 			cancel()
 			if err != nil {
 				return

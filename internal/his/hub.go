@@ -1,6 +1,7 @@
 package his
 
 import (
+	"encoding/json"
 	"sync"
 )
 
@@ -12,8 +13,14 @@ type hub struct {
 	keep   int
 }
 
+// message is an event with its JSON, encoded once for every client.
+type message struct {
+	Event
+	data []byte
+}
+
 type sub struct {
-	ch     chan Event
+	ch     chan message
 	closed chan struct{}
 	once   sync.Once
 }
@@ -23,7 +30,7 @@ func (s *sub) close() { s.once.Do(func() { close(s.closed) }) }
 func newHub(keep int) *hub { return &hub{subs: map[*sub]struct{}{}, keep: keep} }
 
 func (h *hub) subscribe() *sub {
-	s := &sub{ch: make(chan Event, 64), closed: make(chan struct{})}
+	s := &sub{ch: make(chan message, 64), closed: make(chan struct{})}
 	h.mu.Lock()
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
@@ -40,6 +47,8 @@ func (h *hub) unsubscribe(s *sub) {
 // publish never blocks: a subscriber whose buffer is full is disconnected
 // (it can reconnect and read /v1/scans/last) rather than stall the scanner.
 func (h *hub) publish(e Event) (dropped int) {
+	data, _ := json.Marshal(e)
+	m := message{Event: e, data: data}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.recent = append(h.recent, e)
@@ -48,7 +57,7 @@ func (h *hub) publish(e Event) (dropped int) {
 	}
 	for s := range h.subs {
 		select {
-		case s.ch <- e:
+		case s.ch <- m:
 		default:
 			delete(h.subs, s)
 			s.close()
