@@ -6,6 +6,7 @@
 #   wine64               the Windows smoke test
 #   curl                 the demo and the package smoke test
 #   chromium             the browser test of the local API and the status page
+#   systemd              systemd-analyze, to verify the packaged unit (not run as init)
 set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -18,6 +19,7 @@ have msibuild || need+=(msitools)
 have x86_64-w64-mingw32-gcc || need+=(gcc-mingw-w64-x86-64)
 have wine64 || [ -x /usr/lib/wine/wine64 ] || need+=(wine64)
 have chromium || need+=(chromium)
+have systemd-analyze || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing: ${need[*]}"

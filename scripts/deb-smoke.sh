@@ -18,6 +18,10 @@ check "binary installed" "scanagent version | grep -q scanagent"
 check "config is a conffile" "dpkg-query -W -f='\${Conffiles}' scanagent | grep -q /etc/scanagent/scanagent.toml"
 check "service user in dialout" "id -nG scanagent | grep -qw dialout"
 check "shipped config validates" "scanagent config check -c /etc/scanagent/scanagent.toml | grep -q ok"
+if command -v systemd-analyze >/dev/null; then
+  check "systemd unit verifies" "! systemd-analyze verify /lib/systemd/system/scanagent.service 2>&1 | grep -q ."
+  check "systemd unit hardened (exposure < 3)" "systemd-analyze security --offline=true /lib/systemd/system/scanagent.service 2>/dev/null | grep -qE 'exposure level for scanagent.service: [0-2]\.'"
+fi
 if [ -d /run/systemd/system ]; then
   check "systemd unit active" "systemctl is-active --quiet scanagent"
   sleep 1
