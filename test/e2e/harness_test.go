@@ -157,6 +157,15 @@ func (s *setup) start(cfgPath string) *agent {
 	t := s.t
 	t.Helper()
 	a := &agent{t: t, events: make(chan event, 4096), done: make(chan struct{})}
+	startProcess(t, a, cfgPath)
+	a.waitFor("scanner connected", 10*time.Second)
+	return a
+}
+
+// startProcess runs `scanagent run -c cfgPath` and feeds a's events from
+// its JSON log; the process is killed when the test ends.
+func startProcess(t *testing.T, a *agent, cfgPath string) {
+	t.Helper()
 	a.cmd = exec.Command(binary, "run", "-c", cfgPath)
 	stderr, err := a.cmd.StderrPipe()
 	if err != nil {
@@ -185,11 +194,9 @@ func (s *setup) start(cfgPath string) *agent {
 		a.cmd.Process.Kill()
 		<-a.done
 		if t.Failed() {
-			t.Logf("agent log:\n%s", a.log())
+			t.Logf("agent log (%s):\n%s", filepath.Base(cfgPath), a.log())
 		}
 	})
-	a.waitFor("scanner connected", 10*time.Second)
-	return a
 }
 
 // apiAddr is the address the agent's local API listens on (from its log).
