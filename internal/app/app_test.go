@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -179,5 +180,33 @@ func TestMetricsFormat(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), `scanagent_source_connected{source="b"} 0`) {
 		t.Fatalf("missing source b:\n%s", buf.String())
+	}
+}
+
+func TestPortsJSON(t *testing.T) {
+	r := run(t, "", nil, "ports", "--json")
+	var inv struct {
+		Serial       []map[string]any `json:"serial"`
+		HID          []map[string]any `json:"hid"`
+		HIDSupported *bool            `json:"hidSupported"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.out), &inv) != nil || inv.Serial == nil || inv.HID == nil || inv.HIDSupported == nil {
+		t.Fatalf("ports --json: %+v", r)
+	}
+	if r := run(t, "", nil, "ports"); r.code != 0 || !strings.Contains(r.out, "SERIAL PORT") || !strings.Contains(r.out, "HID DEVICE") {
+		t.Fatalf("ports: %+v", r)
+	}
+}
+
+// install validates the configuration before touching the service manager.
+func TestInstallRefusesBadConfig(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(bad, []byte("[platform]\nmode = \"direct\"\n"), 0o600)
+	r := run(t, "", nil, "install", "-c", bad)
+	if r.code != 1 || !strings.Contains(r.err, "does not validate") || !strings.Contains(r.err, "platform.app_id: required") {
+		t.Fatalf("install with a bad config: %+v", r)
+	}
+	if r := run(t, "", nil, "install"); r.code != 2 || !strings.Contains(r.err, "-c FILE is required") {
+		t.Fatalf("install without -c: %+v", r)
 	}
 }
