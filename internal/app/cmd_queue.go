@@ -54,13 +54,18 @@ func queueFlags(name, synopsis string, sio IO) (*flag.FlagSet, *string) {
 	return fs, configFlag(fs)
 }
 
+// parseAndOpen parses a queue command's flags and opens the outbox.
+func parseAndOpen(fs *flag.FlagSet, path *string, args []string, readOnly bool, sio IO) (*queue.Queue, error) {
+	if err := parseAll(fs, args); err != nil {
+		return nil, err
+	}
+	return openQueueFor(*path, readOnly, sio)
+}
+
 func cmdQueueStats(_ context.Context, args []string, sio IO) error {
 	fs, path := queueFlags("stats", "scanagent queue stats -c FILE [--json]", sio)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseAll(fs, args); err != nil {
-		return err
-	}
-	q, err := openQueueFor(*path, true, sio)
+	q, err := parseAndOpen(fs, path, args, true, sio)
 	if err != nil {
 		return err
 	}
@@ -114,10 +119,7 @@ func cmdQueueList(_ context.Context, args []string, sio IO) error {
 	fs, path := queueFlags("list", "scanagent queue list -c FILE [--dead] [--limit N]", sio)
 	dead := fs.Bool("dead", false, "list dead letters instead of pending records")
 	limit := fs.Int("limit", 100, "at most this many records (0: all)")
-	if err := parseAll(fs, args); err != nil {
-		return err
-	}
-	q, err := openQueueFor(*path, true, sio)
+	q, err := parseAndOpen(fs, path, args, true, sio)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,6 @@ func TestCrashExactlyOnce(t *testing.T) {
 	fake := platform.New(platform.Config{})
 	srv := httptest.NewServer(fake.Handler())
 	defer srv.Close()
-	d := platform.Defaults()
 	cfg := fmt.Sprintf(`
 [agent]
 data_dir = %q
@@ -45,12 +44,7 @@ shutdown_timeout = "3s"
 [log]
 format = "json"
 [platform]
-app_id = %q
-app_secret = %q
-hospital_id = %q
-base_url = "%s%s"
-token_url = "%s%s"
-retries = 0
+%sretries = 0
 breaker_failures = 5
 breaker_cooldown = "200ms"
 request_timeout = "500ms"
@@ -60,7 +54,7 @@ retry_max = "500ms"
 concurrency = 8
 [his.api]
 listen = "127.0.0.1:0"
-`, dir, d.AppID, d.AppSecret, d.HospitalID, srv.URL, strings.TrimSuffix(platform.APIPrefix, "/"), srv.URL, platform.TokenPath)
+`, dir, platformTOML(srv.URL))
 	cfgPath := filepath.Join(dir, "c.toml")
 	os.WriteFile(cfgPath, []byte(cfg), 0o600)
 

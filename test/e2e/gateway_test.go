@@ -37,16 +37,7 @@ data_dir = %q
 [log]
 format = "json"
 [platform]
-app_id = %q
-app_secret = %q
-hospital_id = %q
-base_url = "%s%s"
-token_url = "%s%s"
-use_city_code = "350200"
-use_city_name = "厦门市"
-hospital_code = "90003"
-hospital_name = "示例医院"
-[gateway]
+%s[gateway]
 enabled = true
 listen = %q
 [[gateway.terminal]]
@@ -54,7 +45,7 @@ id = "counter-07"
 token = %q
 [his.api]
 enabled = false
-`, gwDir, d.AppID, d.AppSecret, d.HospitalID, s.pURL, strings.TrimSuffix(platform.APIPrefix, "/"), s.pURL, platform.TokenPath, gwAddr, token)), 0o600)
+`, gwDir, platformTOML(s.pURL), gwAddr, token)), 0o600)
 	gw := &agent{t: t, events: make(chan event, 4096), done: make(chan struct{})}
 	startProcess(t, gw, gwCfg)
 	gw.waitFor("agent ready", 10*time.Second)

@@ -94,7 +94,6 @@ func newSetup(t *testing.T, dev device.Options) *setup {
 // config writes a configuration for the fakes: agent holds extra [agent]
 // keys, source extra keys of the scanner source.
 func (s *setup) config(source, extra string) string {
-	d := platform.Defaults()
 	skm := platform.DefaultSKM()
 	cfg := fmt.Sprintf(`
 [agent]
@@ -107,16 +106,7 @@ level = %q
 format = "json"
 
 [platform]
-app_id = %q
-app_secret = %q
-hospital_id = %q
-base_url = "%s%s"
-token_url = "%s%s"
-use_city_code = "350200"
-use_city_name = "厦门市"
-hospital_code = "90003"
-hospital_name = "示例医院"
-retries = 0
+%sretries = 0
 breaker_failures = 2
 breaker_cooldown = %q
 connect_timeout = "500ms"
@@ -144,13 +134,29 @@ scene = "010101"
 card_channel = "0100"
 
 %s
-`, s.dir, extra, s.logLevel, d.AppID, d.AppSecret, d.HospitalID, s.pURL, strings.TrimSuffix(platform.APIPrefix, "/"), s.pURL, platform.TokenPath,
+`, s.dir, extra, s.logLevel, platformTOML(s.pURL),
 		s.breakerCooldown, s.pURL, skm.AppMark, skm.AppSecret, skm.Key, s.debounce, s.link, source, s.his)
 	path := filepath.Join(s.dir, "scanagent.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		s.t.Fatal(err)
 	}
 	return path
+}
+
+// platformTOML is the [platform] keys that point an agent at a fake
+// platform with the guide's example credentials.
+func platformTOML(url string) string {
+	d := platform.Defaults()
+	return fmt.Sprintf(`app_id = %q
+app_secret = %q
+hospital_id = %q
+base_url = "%s%s"
+token_url = "%s%s"
+use_city_code = "350200"
+use_city_name = "厦门市"
+hospital_code = "90003"
+hospital_name = "示例医院"
+`, d.AppID, d.AppSecret, d.HospitalID, url, strings.TrimSuffix(platform.APIPrefix, "/"), url, platform.TokenPath)
 }
 
 func (s *setup) start(cfgPath string) *agent {
