@@ -14,8 +14,14 @@ import (
 )
 
 func main() {
+	// SIGHUP first of all: the shipped unit reloads with kill -HUP, and a
+	// reload that arrives while the agent starts must not kill it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := app.Run(ctx, os.Args[1:], app.StdIO())
+	sio := app.StdIO()
+	sio.Hangup = hup
+	err := app.Run(ctx, os.Args[1:], sio)
 	stop()
 	if err != nil && app.ExitCode(err) != 0 {
 		fmt.Fprintln(os.Stderr, "scanagent:", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -42,11 +43,45 @@ type agent struct {
 	sources []scanner.Source
 	servers []server
 	started time.Time
+	carried *carried
 }
 
-// buildAgent creates every stage from cfg; nothing is opened yet.
-func buildAgent(cfg config.Config, log zerolog.Logger) (*agent, error) {
-	a := &agent{cfg: cfg, log: log, started: time.Now()}
+// carried is what survives a configuration reload: the counters, the start
+// time and, while the platform settings stay the same, the platform client
+// with its appToken, breaker and rate-limit pauses (a reload must not cost
+// a getAppToken, which would invalidate the token in use, nor lift a 10034
+// pause the platform imposed).
+type carried struct {
+	started  time.Time
+	stats    *pipelineStats
+	sinks    map[string]namedSink
+	platform platformClient
+	settings platformSettings
+}
+
+// platformSettings are the settings the platform client is built from.
+type platformSettings struct {
+	platform config.Platform
+	terminal string
+}
+
+// carry returns what the next agent keeps of this one.
+func (a *agent) carry() *carried {
+	c := &carried{started: a.started, stats: a.pipe.stats, sinks: map[string]namedSink{}, platform: a.platform,
+		settings: platformSettings{a.cfg.Platform, a.cfg.Agent.TerminalID}}
+	for _, s := range a.pipe.sinks {
+		c.sinks[s.name] = s
+	}
+	return c
+}
+
+// buildAgent creates every stage from cfg; nothing is opened yet. prev,
+// when not nil, is what a reload keeps of the running agent.
+func buildAgent(cfg config.Config, log zerolog.Logger, prev *carried) (*agent, error) {
+	if prev == nil {
+		prev = &carried{started: time.Now(), stats: &pipelineStats{}, sinks: map[string]namedSink{}}
+	}
+	a := &agent{cfg: cfg, log: log, started: prev.started, carried: prev}
 	parser, err := code.NewParser(parserOptions(cfg))
 	if err != nil {
 		return nil, err
@@ -57,22 +92,11 @@ func buildAgent(cfg config.Config, log zerolog.Logger) (*agent, error) {
 	}
 	p := cfg.Platform
 	rt := &router{}
-	switch p.Mode {
-	case "direct":
-		a.platform = verify.NewEHC(verify.EHCOptions{
-			AppID: p.AppID, AppSecret: p.AppSecret.Reveal(), HospitalID: p.HospitalID, BaseURL: p.BaseURL, TokenURL: p.TokenURL,
-			URLs: map[string]string{
-				verify.APIGetHealthCardByQRCode: p.URLs.GetHealthCardByQRCode, verify.APIVerifyQRCode: p.URLs.VerifyQRCode,
-				verify.APIReportHISData: p.URLs.ReportHISData, verify.APIBindCardRelation: p.URLs.BindCardRelation,
-			},
-			HTTP: httpc, TerminalID: cfg.Agent.TerminalID, MedicalStep: p.MedicalStep, UseCityCode: p.UseCityCode, UseCityName: p.UseCityName,
-			HospitalCode: p.HospitalCode, HospitalName: p.HospitalName, ChannelCode: p.ChannelCode, ChannelName: p.ChannelName,
-			ReportIDField: p.ReportIDField, Retries: p.Retries, BreakerFailures: p.BreakerFailures, BreakerCooldown: p.BreakerCooldown.D(),
-			RateLimitPause: p.RateLimitPause.D(), Log: logging.Component(log, "platform"),
-		})
-	case "gateway":
-		a.platform = verify.NewGateway(verify.GatewayOptions{URL: p.GatewayURL, Token: p.GatewayToken.Reveal(), HTTP: httpc, Retries: p.Retries,
-			BreakerFailures: p.BreakerFailures, BreakerCooldown: p.BreakerCooldown.D()})
+	if settings := (platformSettings{p, cfg.Agent.TerminalID}); prev.platform != nil && reflect.DeepEqual(settings, prev.settings) {
+		a.platform = prev.platform
+		log.Debug().Msg("platform settings unchanged: appToken, breaker and pauses kept")
+	} else {
+		a.platform = newPlatformClient(cfg, httpc, log)
 	}
 	if a.platform != nil {
 		rt.ehc = a.platform
@@ -87,8 +111,10 @@ func buildAgent(cfg config.Config, log zerolog.Logger) (*agent, error) {
 			Source: s.Source, Position: s.Position, VerifierDept: s.VerifierDept, VerifierName: s.VerifierName, VerifierPhone: s.VerifierPhone,
 			HTTP: skmHTTP, Log: logging.Component(log, "skm")})
 	}
+	plog := logging.Component(log, "pipeline")
 	a.pipe = &pipeline{parser: parser, debounce: code.NewDebouncer(cfg.Code.Debounce.D()), verifier: rt, offline: cfg.Agent.Offline,
-		reports: map[string]reportDefaults{}, log: logging.Component(log, "pipeline"), now: time.Now}
+		reports: map[string]reportDefaults{}, log: plog, refusedLog: plog.Sample(&zerolog.BurstSampler{Burst: 1, Period: time.Minute}),
+		stats: prev.stats, carried: prev.sinks, now: time.Now}
 	for _, s := range cfg.Sources {
 		if s.Scene != "" && s.CardChannel != "" {
 			a.pipe.reports[s.Name] = reportDefaults{scene: s.Scene, channel: s.CardChannel, department: s.Department}
@@ -137,6 +163,30 @@ func buildAgent(cfg config.Config, log zerolog.Logger) (*agent, error) {
 			ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}, cert: g.TLSCert, key: g.TLSKey})
 	}
 	return a, nil
+}
+
+// newPlatformClient returns the e-Health Card client of the configured
+// mode, or nil when platform.mode = "off".
+func newPlatformClient(cfg config.Config, httpc *http.Client, log zerolog.Logger) platformClient {
+	p := cfg.Platform
+	switch p.Mode {
+	case "direct":
+		return verify.NewEHC(verify.EHCOptions{
+			AppID: p.AppID, AppSecret: p.AppSecret.Reveal(), HospitalID: p.HospitalID, BaseURL: p.BaseURL, TokenURL: p.TokenURL,
+			URLs: map[string]string{
+				verify.APIGetHealthCardByQRCode: p.URLs.GetHealthCardByQRCode, verify.APIVerifyQRCode: p.URLs.VerifyQRCode,
+				verify.APIReportHISData: p.URLs.ReportHISData, verify.APIBindCardRelation: p.URLs.BindCardRelation,
+			},
+			HTTP: httpc, TerminalID: cfg.Agent.TerminalID, MedicalStep: p.MedicalStep, UseCityCode: p.UseCityCode, UseCityName: p.UseCityName,
+			HospitalCode: p.HospitalCode, HospitalName: p.HospitalName, ChannelCode: p.ChannelCode, ChannelName: p.ChannelName,
+			ReportIDField: p.ReportIDField, Retries: p.Retries, BreakerFailures: p.BreakerFailures, BreakerCooldown: p.BreakerCooldown.D(),
+			RateLimitPause: p.RateLimitPause.D(), Log: logging.Component(log, "platform"),
+		})
+	case "gateway":
+		return verify.NewGateway(verify.GatewayOptions{URL: p.GatewayURL, Token: p.GatewayToken.Reveal(), HTTP: httpc, Retries: p.Retries,
+			BreakerFailures: p.BreakerFailures, BreakerCooldown: p.BreakerCooldown.D()})
+	}
+	return nil
 }
 
 // server is an HTTP server of the agent, with its TLS files when HTTPS.
@@ -329,7 +379,7 @@ func (a *agent) run(ctx context.Context) error {
 	// in-flight scan is on disk; in-flight sends keep their requestIds.
 	stopDelivery()
 	deliverWG.Wait()
-	st := &a.pipe.stats
+	st := a.pipe.stats
 	a.log.Info().Int64("scans", st.Scans.Load()).Int64("verified", st.Verified.Load()).Int64("rejected", st.Rejected.Load()).
 		Int64("failed", st.Failed.Load()).Int64("suppressed", st.Suppressed.Load()).Int64("reportsQueued", st.Reports.Load()).Msg("stopped")
 	return err

@@ -21,6 +21,8 @@ type IO struct {
 	Out io.Writer
 	Err io.Writer
 	Env func(string) (string, bool)
+	// Hangup delivers SIGHUP (reload the configuration); nil: never.
+	Hangup <-chan os.Signal
 }
 
 // StdIO returns the process's real streams.

@@ -106,7 +106,7 @@ func TestPipelineLogsMasked(t *testing.T) {
 	p, _ := code.NewParser(code.Options{Custom: []code.CustomType{{Name: "hc", Pattern: `^HC[0-9]{10}$`}}})
 	identity := verify.Identity{Verified: true, Name: "龙小英", IDNumber: "432901198810228888", Phone: "18888882012", Address: "厦门市思明区", Level: "yellow"}
 	var buf bytes.Buffer
-	pipe := &pipeline{parser: p, debounce: code.NewDebouncer(0), offline: "unverified", reports: map[string]reportDefaults{}, log: zerolog.New(&buf), now: time.Now,
+	pipe := &pipeline{parser: p, debounce: code.NewDebouncer(0), offline: "unverified", reports: map[string]reportDefaults{}, log: zerolog.New(&buf), now: time.Now, stats: &pipelineStats{},
 		verifier: verifierFunc(func(_ context.Context, r verify.Request) (verify.Identity, error) {
 			if strings.HasPrefix(r.Text, "D") {
 				return verify.Identity{}, &verify.Error{API: "verifyQRCode", Class: verify.Rejected, Code: 10008, Msg: "健康卡授权码不存在"}
@@ -153,7 +153,7 @@ func TestMetricsFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := buildAgent(cfg, zerolog.Nop())
+	a, err := buildAgent(cfg, zerolog.Nop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

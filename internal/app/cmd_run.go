@@ -49,10 +49,11 @@ func runConfig(ctx context.Context, cfg config.Config, sio IO) error {
 		defer ob.Close()
 	}
 	rl := newReloader(cfg, sio.Env, log)
-	stopSignals := rl.watchSignals()
+	stopSignals := rl.watchHangups(sio.Hangup)
 	defer stopSignals()
+	var prev *carried
 	for {
-		a, err := buildAgent(cfg, log)
+		a, err := buildAgent(cfg, log, prev)
 		if err != nil {
 			log.Error().Err(err).Msg("cannot start")
 			return err
@@ -75,7 +76,7 @@ func runConfig(ctx context.Context, cfg config.Config, sio IO) error {
 		case c := <-next:
 			if ctx.Err() == nil {
 				log.Info().Str("file", c.Path).Msg("configuration reloaded: scanners, platform client and HIS API rebuilt; outbox kept")
-				cfg = c
+				cfg, prev = c, a.carry()
 				continue
 			}
 		default:

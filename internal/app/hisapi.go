@@ -76,7 +76,7 @@ func (u usageRecorder) RecordBinding(ctx context.Context, in his.Binding) (strin
 
 // status is the agent's state for /v1/status and the status page.
 func (a *agent) status() map[string]any {
-	st := &a.pipe.stats
+	st := a.pipe.stats
 	m := map[string]any{
 		"version":  buildinfo.Version,
 		"terminal": a.cfg.Agent.TerminalID,
@@ -117,7 +117,7 @@ func (a *agent) metrics(w io.Writer) {
 			fmt.Fprintf(w, "%s%s %v\n", name, samples[i], samples[i+1])
 		}
 	}
-	st := &a.pipe.stats
+	st := a.pipe.stats
 	metric("scanagent_scans_total", "counter", "Scans by outcome.",
 		`{outcome="verified"}`, st.Verified.Load(), `{outcome="unverified"}`, st.Unverified.Load(), `{outcome="rejected"}`, st.Rejected.Load(),
 		`{outcome="failed"}`, st.Failed.Load(), `{outcome="suppressed"}`, st.Suppressed.Load())

@@ -32,8 +32,14 @@ type namedSink struct {
 	delivered, failed *atomic.Int64
 }
 
+// addSink adds a sink; its counters continue those of the sink of the same
+// name before a reload.
 func (p *pipeline) addSink(name string, s his.Sink) {
-	p.sinks = append(p.sinks, namedSink{name: name, sink: s, delivered: new(atomic.Int64), failed: new(atomic.Int64)})
+	ns := namedSink{name: name, sink: s, delivered: new(atomic.Int64), failed: new(atomic.Int64)}
+	if old, ok := p.carried[name]; ok {
+		ns.delivered, ns.failed = old.delivered, old.failed
+	}
+	p.sinks = append(p.sinks, ns)
 }
 
 // identityOf is the HIS contract's view of a verified identity.
@@ -62,14 +68,18 @@ type pipeline struct {
 	debounce *code.Debouncer
 	verifier Verifier
 	sinks    []namedSink
-	offline  string // refuse, unverified
+	// carried are the sinks of the agent before a reload, by name.
+	carried map[string]namedSink
+	offline string // refuse, unverified
 	// outbox and reports: usage reports for e-Health Card scans from
 	// sources with report settings (nil outbox: none).
 	outbox  recorder
 	reports map[string]reportDefaults
 	log     zerolog.Logger
-	stats   pipelineStats
-	now     func() time.Time
+	// refusedLog is log sampled to one line a minute.
+	refusedLog zerolog.Logger
+	stats      *pipelineStats
+	now        func() time.Time
 }
 
 func newScanID() string {
@@ -90,8 +100,16 @@ func (p *pipeline) handle(ctx context.Context, sc scanner.Scan) {
 	p.resolve(ctx, sc, &o)
 	o.Latency = float64(p.now().Sub(sc.At).Microseconds()) / 1000
 	p.logOutcome(o)
+	p.deliver(ctx, o)
+	// The usage report is queued after the hand-off: the patient waits for
+	// the HIS, not for the disk. A crash in between loses at most the
+	// report of the scan being handled, never a queued one.
 	p.report(ctx, o)
-	// Sinks run side by side: a slow HIS push does not delay the others.
+}
+
+// deliver hands the outcome to every sink. Sinks run side by side: a slow
+// HIS push does not delay the others.
+func (p *pipeline) deliver(ctx context.Context, o his.Event) {
 	var wg sync.WaitGroup
 	for _, s := range p.sinks {
 		wg.Add(1)
@@ -125,7 +143,13 @@ func (p *pipeline) resolve(ctx context.Context, sc scanner.Scan, o *his.Event) {
 		return
 	}
 	o.Kind = string(c.Kind)
-	id, err := p.verifier.Verify(ctx, verify.Request{Kind: string(c.Kind), Text: c.Text, IDNumber: c.IDNumber})
+	req := verify.Request{Kind: string(c.Kind), Text: c.Text, IDNumber: c.IDNumber}
+	if d, ok := p.reports[sc.Source]; ok && c.Kind == code.KindEHCDynamic {
+		// verifyQRCode is the dynamic code's usage record (guide §3.2.11):
+		// it carries the source's 用卡环节 and channel.
+		req.MedicalStep = d.scene
+	}
+	id, err := p.verifier.Verify(ctx, req)
 	if err == nil {
 		hi := identityOf(id)
 		if c.Kind == code.KindCustom {
@@ -169,16 +193,23 @@ func outcomeError(err error, kind code.Kind) *his.EventError {
 	return &his.EventError{Code: e.Class.String(), Message: e.Error()}
 }
 
-// report queues the usage report of an e-Health Card scan that reached the
-// HIS (verified, or handed over unverified offline).
+// report queues the one reportHISData of a static e-Health Card scan that
+// reached the HIS (verified, or handed over unverified offline) from a
+// source with report settings. A dynamic code's visit was counted by
+// verifyQRCode itself (guide §3.2.11) and is never reported again; an ID
+// number carries no name, so its visit is reported by the HIS through
+// POST /v1/usage, once per scan.
 func (p *pipeline) report(ctx context.Context, o his.Event) {
 	d, ok := p.reports[o.Source]
-	if p.outbox == nil || !ok || o.Identity == nil || (o.Kind != string(code.KindEHCStatic) && o.Kind != string(code.KindEHCDynamic)) {
+	if p.outbox == nil || !ok || o.Identity == nil || o.Kind != string(code.KindEHCStatic) {
 		return
 	}
 	if _, err := enqueueReport(ctx, p.outbox, d, o.ID, o.Identity.QRCodeText, o.Time); err != nil {
-		p.stats.ReportsRefused.Add(1)
-		p.log.Error().Err(err).Str("scan", o.ID).Msg("usage report not queued")
+		n := p.stats.ReportsRefused.Add(1)
+		// Sampled: with the disk full every scan is refused; one line a
+		// minute says so, the counter says how often.
+		p.refusedLog.Error().Err(err).Str("scan", o.ID).Int64("refusedTotal", n).
+			Msg("usage report not queued (the identity reached the HIS; see scanagent_reports_refused_total)")
 		return
 	}
 	p.stats.Reports.Add(1)

@@ -3,12 +3,18 @@
 package e2e
 
 import (
+	"encoding/json"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
+	"scanagent/test/fakeplatform/platform"
 	"scanagent/test/fakescanner/device"
 )
 
@@ -42,4 +48,79 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if a.err != nil {
 		t.Fatal(a.err)
 	}
+}
+
+// A reload that leaves the platform settings alone keeps the appToken (a
+// new getAppToken would invalidate the one in use) and the counters.
+func TestReloadKeepsTokenAndCounters(t *testing.T) {
+	s := newSetup(t, device.Options{Baud: 115200, Suffix: "\r"})
+	s.his = "[his.api]\nlisten = \"127.0.0.1:0\""
+	path := s.config("baud = 115200", "")
+	a := s.start(path)
+	cards := platform.BuiltinCards()
+	s.dev.Type([]byte(cards[0].QRCodeText))
+	if e := a.waitFor("scan", 5*time.Second); e["verified"] != true {
+		t.Fatalf("before reload: %v", e)
+	}
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	a.waitFor("configuration reloaded: scanners, platform client and HIS API rebuilt; outbox kept", 5*time.Second)
+	a.waitFor("scanner connected", 5*time.Second)
+	s.dev.Type([]byte(cards[1].QRCodeText))
+	if e := a.waitFor("scan", 5*time.Second); e["verified"] != true {
+		t.Fatalf("after reload: %v", e)
+	}
+	if n := s.platform.Stats().Tokens; n != 1 {
+		t.Fatalf("%d appTokens fetched across a reload that kept the platform settings, want 1", n)
+	}
+	st := getStatus(t, a)
+	if scans, _ := st["scans"].(map[string]any); scans["total"] != float64(2) {
+		t.Fatalf("scan counter after reload: %v", st["scans"])
+	}
+}
+
+// The shipped unit reloads with kill -HUP: a SIGHUP while the agent is
+// still starting (here: waiting for the outbox lock) must not kill it; the
+// reload is applied once the agent is up.
+func TestSIGHUPDuringStart(t *testing.T) {
+	s := newSetup(t, device.Options{Baud: 115200, Suffix: "\r"})
+	path := s.config("baud = 115200", "")
+	db, err := bolt.Open(filepath.Join(s.dir, "outbox.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &agent{t: t, events: make(chan event, 4096), done: make(chan struct{})}
+	startProcess(t, a, path)
+	time.Sleep(300 * time.Millisecond) // the agent waits for the lock (2 s)
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(100 * time.Millisecond)
+	db.Close()
+	a.waitFor("agent ready", 5*time.Second)
+	a.waitFor("configuration reloaded: scanners, platform client and HIS API rebuilt; outbox kept", 5*time.Second)
+	a.waitFor("scanner connected", 5*time.Second)
+	a.stop(syscall.SIGTERM, 6*time.Second)
+	if a.err != nil {
+		t.Fatalf("exit: %v", a.err)
+	}
+}
+
+// getStatus reads GET /v1/status of an agent whose API listens.
+func getStatus(t *testing.T, a *agent) map[string]any {
+	t.Helper()
+	addr := ""
+	for _, line := range strings.Split(a.log(), "\n") {
+		var e event
+		if json.Unmarshal([]byte(line), &e) == nil && e.str("message") == "listening" {
+			addr = e.str("addr") // the last one: a reload rebinds port 0
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
