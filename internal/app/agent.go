@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -277,112 +276,6 @@ func (a *agent) attach(ob *queue.Queue) {
 	if a.api != nil {
 		a.api.SetRecorder(usageRecorder{q: ob, reports: a.pipe.reports, now: time.Now})
 	}
-}
-
-// run starts the agent and blocks until ctx ends, then stops in reverse
-// order within the shutdown timeout: scanners first, in-flight scans
-// drained, servers closed, outbox delivery stopped (the caller closes the
-// outbox, which outlives reloads).
-func (a *agent) run(ctx context.Context) error {
-	deliverCtx, stopDelivery := context.WithCancel(context.WithoutCancel(ctx))
-	var deliverWG sync.WaitGroup
-	defer func() {
-		// On every return path: delivery stops before the caller closes
-		// the file.
-		stopDelivery()
-		deliverWG.Wait()
-	}()
-	if a.outbox != nil {
-		deliverWG.Add(2)
-		go func() {
-			defer deliverWG.Done()
-			a.outbox.Run(deliverCtx, platformSender{p: a.platform, pause: a.cfg.Platform.RateLimitPause.D(), now: time.Now})
-		}()
-		go func() {
-			defer deliverWG.Done()
-			a.outbox.Maintain(deliverCtx, 10*time.Minute)
-		}()
-	}
-
-	// Listeners first, so a port conflict fails the start.
-	var lns []net.Listener
-	for _, sv := range a.servers {
-		ln, err := net.Listen("tcp", sv.srv.Addr)
-		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			return fmt.Errorf("listen %s: %w", sv.srv.Addr, err)
-		}
-		lns = append(lns, ln)
-	}
-	var srvWG sync.WaitGroup
-	for i, sv := range a.servers {
-		srvWG.Add(1)
-		go func() {
-			defer srvWG.Done()
-			var err error
-			if sv.cert != "" {
-				err = sv.srv.ServeTLS(lns[i], sv.cert, sv.key)
-			} else {
-				err = sv.srv.Serve(lns[i])
-			}
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				a.log.Error().Err(err).Str("addr", sv.srv.Addr).Msg("server failed")
-			}
-		}()
-		a.log.Info().Str("addr", lns[i].Addr().String()).Bool("tls", sv.cert != "").Msg("listening")
-	}
-
-	scans := make(chan scanner.Scan, 256)
-	// Verifications in flight at stop get the shutdown timeout to finish.
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	pipeDone := make(chan struct{})
-	go func() {
-		a.pipe.run(workCtx, scans, 4)
-		close(pipeDone)
-	}()
-	srcDone := make(chan struct{})
-	go func() {
-		a.sup.Run(ctx, a.sources, func(sc scanner.Scan) { scans <- sc })
-		close(srcDone)
-	}()
-	a.log.Info().Int("sources", len(a.sources)).Str("platform", a.cfg.Platform.Mode).Str("terminal", a.cfg.Agent.TerminalID).Msg("agent ready")
-
-	<-ctx.Done()
-	a.log.Info().Msg("stopping: scanners first")
-	deadline := time.NewTimer(a.cfg.Agent.ShutdownTimeout.D())
-	defer deadline.Stop()
-	var err error
-	select {
-	case <-srcDone:
-	case <-deadline.C:
-		err = errors.New("scanners did not stop within the shutdown timeout")
-	}
-	if err == nil {
-		close(scans)
-		select {
-		case <-pipeDone:
-		case <-deadline.C:
-			cancelWork()
-			err = errors.New("in-flight scans did not finish within the shutdown timeout")
-		}
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	for _, sv := range a.servers {
-		_ = sv.srv.Shutdown(sctx)
-	}
-	srvWG.Wait()
-	// Delivery stops after the pipeline drained, so every report of an
-	// in-flight scan is on disk; in-flight sends keep their requestIds.
-	stopDelivery()
-	deliverWG.Wait()
-	st := a.pipe.stats
-	a.log.Info().Int64("scans", st.Scans.Load()).Int64("verified", st.Verified.Load()).Int64("rejected", st.Rejected.Load()).
-		Int64("failed", st.Failed.Load()).Int64("suppressed", st.Suppressed.Load()).Int64("reportsQueued", st.Reports.Load()).Msg("stopped")
-	return err
 }
 
 func isLoopbackHost(h string) bool {

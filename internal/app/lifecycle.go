@@ -1,0 +1,212 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"scanagent/internal/scanner"
+)
+
+// run starts the agent and blocks until ctx ends, then stops in reverse
+// order within the shutdown timeout: scanners first, in-flight scans
+// drained, servers closed, outbox delivery stopped (the caller closes the
+// outbox, which outlives reloads). Whatever missed the deadline is named in
+// the returned error; nothing of this agent runs once run returned, except
+// a scanner blocked in a driver call, which is named too.
+func (a *agent) run(ctx context.Context) error {
+	stopDelivery := a.startDelivery(ctx)
+	defer stopDelivery() // on every return path: delivery stops before the caller closes the file
+	stopServers, err := a.serve()
+	if err != nil {
+		return err
+	}
+	sc := a.startScanning(ctx)
+	a.log.Info().Int("sources", len(a.sources)).Str("platform", a.cfg.Platform.Mode).Str("terminal", a.cfg.Agent.TerminalID).Msg("agent ready")
+
+	<-ctx.Done()
+	a.log.Info().Msg("stopping: scanners first")
+	deadline := time.Now().Add(a.cfg.Agent.ShutdownTimeout.D())
+	abandoned := sc.stop(deadline)
+	stopServers()
+	// Delivery stops after the pipeline drained, so every report of an
+	// in-flight scan is on disk; in-flight sends keep their requestIds.
+	stopDelivery()
+	st := a.pipe.stats
+	a.log.Info().Int64("scans", st.Scans.Load()).Int64("verified", st.Verified.Load()).Int64("rejected", st.Rejected.Load()).
+		Int64("failed", st.Failed.Load()).Int64("suppressed", st.Suppressed.Load()).Int64("reportsQueued", st.Reports.Load()).Msg("stopped")
+	if len(abandoned) > 0 {
+		return fmt.Errorf("stop abandoned: %s", strings.Join(abandoned, "; "))
+	}
+	return nil
+}
+
+// startDelivery runs the outbox's delivery and maintenance; the returned
+// func stops them and waits (idempotent).
+func (a *agent) startDelivery(ctx context.Context) (stop func()) {
+	if a.outbox == nil {
+		return func() {}
+	}
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		a.outbox.Run(dctx, platformSender{p: a.platform, pause: a.cfg.Platform.RateLimitPause.D(), now: time.Now})
+	}()
+	go func() {
+		defer wg.Done()
+		a.outbox.Maintain(dctx, 10*time.Minute)
+	}()
+	return func() { cancel(); wg.Wait() }
+}
+
+// serve listens on every server's address first, so a port conflict fails
+// the start, then serves; the returned func shuts them down and waits.
+func (a *agent) serve() (stop func(), err error) {
+	var lns []net.Listener
+	for _, sv := range a.servers {
+		ln, err := net.Listen("tcp", sv.srv.Addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, fmt.Errorf("listen %s: %w", sv.srv.Addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	var wg sync.WaitGroup
+	for i, sv := range a.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if sv.cert != "" {
+				err = sv.srv.ServeTLS(lns[i], sv.cert, sv.key)
+			} else {
+				err = sv.srv.Serve(lns[i])
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error().Err(err).Str("addr", sv.srv.Addr).Msg("server failed")
+			}
+		}()
+		a.log.Info().Str("addr", lns[i].Addr().String()).Bool("tls", sv.cert != "").Msg("listening")
+	}
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		for _, sv := range a.servers {
+			if err := sv.srv.Shutdown(sctx); err != nil {
+				_ = sv.srv.Close() // streams (WebSocket, SSE) that outlive the grace second
+			}
+		}
+		wg.Wait()
+	}, nil
+}
+
+// scanning is the running scanners and pipeline of an agent.
+type scanning struct {
+	a       *agent
+	scans   chan scanner.Scan
+	work    context.CancelFunc
+	pipe    chan struct{}
+	mu      sync.RWMutex // held for reading while a scan is emitted
+	closed  bool
+	halt    chan struct{} // closed: emitting stops
+	dropped atomic.Int64  // scans read after the stop began
+	running sync.Map      // source name → chan struct{} closed when it returned
+}
+
+// startScanning runs each source under the supervisor and the pipeline's
+// workers. Verifications in flight at stop get the shutdown timeout.
+func (a *agent) startScanning(ctx context.Context) *scanning {
+	workCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &scanning{a: a, scans: make(chan scanner.Scan, 256), work: cancel, pipe: make(chan struct{}), halt: make(chan struct{})}
+	go func() {
+		a.pipe.run(workCtx, s.scans, 4)
+		close(s.pipe)
+	}()
+	for _, src := range a.sources {
+		done := make(chan struct{})
+		s.running.Store(src.Name(), done)
+		go func() {
+			defer close(done)
+			a.sup.Run(ctx, []scanner.Source{src}, s.emit)
+		}()
+	}
+	return s
+}
+
+// emit passes a scan to the pipeline unless the stop has begun.
+func (s *scanning) emit(sc scanner.Scan) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		s.dropped.Add(1)
+		return
+	}
+	select {
+	case s.scans <- sc:
+	case <-s.halt:
+		s.dropped.Add(1)
+	}
+}
+
+// stop waits, until deadline, for the scanners to return and the pipeline
+// to drain, in that order, and names what it had to abandon.
+func (s *scanning) stop(deadline time.Time) (abandoned []string) {
+	var stuck []string
+	s.running.Range(func(k, v any) bool {
+		if !waitBy(v.(chan struct{}), deadline) {
+			stuck = append(stuck, k.(string))
+		}
+		return true
+	})
+	if len(stuck) > 0 {
+		sort.Strings(stuck)
+		abandoned = append(abandoned, "scanner "+strings.Join(stuck, ", ")+" did not stop (blocked in its driver)")
+	}
+	// Release emitters, then close scans once none is under way.
+	close(s.halt)
+	s.mu.Lock()
+	s.closed = true
+	close(s.scans)
+	s.mu.Unlock()
+	if !waitBy(s.pipe, deadline) {
+		s.work() // cancel verifications in flight; they end promptly
+		if waitBy(s.pipe, time.Now().Add(2*time.Second)) {
+			abandoned = append(abandoned, "scans in flight were cancelled at the shutdown timeout")
+		} else {
+			abandoned = append(abandoned, "scans in flight did not end after cancellation")
+		}
+	}
+	s.work()
+	if n := s.dropped.Load(); n > 0 {
+		abandoned = append(abandoned, fmt.Sprintf("%d scans read during the stop were dropped", n))
+	}
+	return abandoned
+}
+
+// waitBy reports whether done closed by deadline.
+func waitBy(done <-chan struct{}, deadline time.Time) bool {
+	select {
+	case <-done:
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
