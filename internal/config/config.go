@@ -237,6 +237,13 @@ type APIConf struct {
 	AllowedOrigins []string `toml:"allowed_origins"`
 	Token          Secret   `toml:"token"`
 	TokenFile      string   `toml:"token_file"`
+	// AllowedHosts are Host header values (names or IPs, with or without
+	// port) accepted besides loopback and the machine's own names and
+	// addresses: the guard against DNS rebinding.
+	AllowedHosts []string `toml:"allowed_hosts"`
+	// MaxStreamClients caps concurrent WebSocket + SSE clients; beyond it
+	// the API answers 503.
+	MaxStreamClients int `toml:"max_stream_clients"`
 }
 
 // Default returns the configuration every file starts from.
@@ -283,7 +290,7 @@ func Default() Config {
 			RetryMax:    Duration(5 * time.Minute),
 		},
 		HIS: HIS{
-			API:  APIConf{Enabled: true, Listen: "127.0.0.1:8470"},
+			API:  APIConf{Enabled: true, Listen: "127.0.0.1:8470", MaxStreamClients: 64},
 			Push: PushConf{Timeout: Duration(2 * time.Second), Retries: 2},
 			HL7:  HL7Conf{Charset: "utf-8", SendingApp: "SCANAGENT", Timeout: Duration(3 * time.Second)},
 		},

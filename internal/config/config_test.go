@@ -138,7 +138,8 @@ func TestSecrets(t *testing.T) {
 	if err := os.WriteFile(f, []byte("from-file-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := "[platform]\napp_id = \"a\"\nhospital_id = \"1\"\nbase_url=\"http://127.0.0.1:1/x\"\ntoken_url=\"http://127.0.0.1:1/t\"\n"
+	base := "[platform]\napp_id = \"a\"\nhospital_id = \"1\"\nbase_url=\"http://127.0.0.1:1/x\"\ntoken_url=\"http://127.0.0.1:1/t\"\n" +
+		"use_city_code = \"350200\"\nuse_city_name = \"厦门市\"\nhospital_code = \"1\"\nhospital_name = \"示例医院\"\n"
 	tests := []struct {
 		name, extra string
 		env         map[string]string
@@ -195,5 +196,37 @@ func TestParseSuffix(t *testing.T) {
 		if _, err := ParseSuffix(in); err == nil {
 			t.Errorf("ParseSuffix(%q) accepted", in)
 		}
+	}
+}
+
+func TestLocalAPIHostsAndStreamClients(t *testing.T) {
+	if d := Default().HIS.API; d.MaxStreamClients != 64 || len(d.AllowedHosts) != 0 {
+		t.Fatalf("defaults: max_stream_clients = %d, allowed_hosts = %v", d.MaxStreamClients, d.AllowedHosts)
+	}
+	tests := []struct {
+		name  string
+		hosts []string
+		max   int
+		want  []string
+	}{
+		{"names and addresses", []string{"his.local", "HIS.hospital.lan:8470", "10.0.0.5", "10.0.0.5:8470", "[::1]:8470", "::1", "[fe80::1]"}, 64, nil},
+		{"one client", nil, 1, nil},
+		{"no clients", nil, 0, []string{"his.api.max_stream_clients: must be at least 1"}},
+		{"an origin is not a host", []string{"his.local", "http://his.local"}, 64, []string{`his.api.allowed_hosts[1]: must be a host name or IP address`}},
+		{"path", []string{"his.local/x"}, 64, []string{"his.api.allowed_hosts[0]: "}},
+		{"empty", []string{""}, 64, []string{"his.api.allowed_hosts[0]: "}},
+		{"space", []string{"his local"}, 64, []string{"his.api.allowed_hosts[0]: "}},
+		{"bad port", []string{"his.local:99999"}, 64, []string{"his.api.allowed_hosts[0]: "}},
+		{"empty port", []string{"his.local:"}, 64, []string{"his.api.allowed_hosts[0]: "}},
+		{"wildcard", []string{"*.example"}, 64, []string{"his.api.allowed_hosts[0]: "}},
+		{"name in brackets", []string{"[his.local]:8470"}, 64, []string{"his.api.allowed_hosts[0]: "}},
+		{"IPv4 in brackets", []string{"[10.0.0.5]"}, 64, []string{"his.api.allowed_hosts[0]: "}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := parseValid(t)
+			c.HIS.API.AllowedHosts, c.HIS.API.MaxStreamClients = tt.hosts, tt.max
+			wantFieldErrors(t, c.Validate(), tt.want)
+		})
 	}
 }

@@ -105,48 +105,6 @@ func (c *Config) Validate() Errors {
 	return v.errs
 }
 
-func (c *Config) validatePlatform(v *validator) {
-	p := &c.Platform
-	v.oneOf("platform.mode", p.Mode, "direct", "gateway", "off")
-	switch p.Mode {
-	case "direct":
-		v.required("platform.app_id", p.AppID)
-		v.required("platform.app_secret", p.AppSecret.Reveal())
-		v.required("platform.hospital_id", p.HospitalID)
-		v.url("platform.base_url", p.BaseURL, false)
-		v.url("platform.token_url", p.TokenURL, false)
-		for path, u := range map[string]string{
-			"platform.urls.get_health_card_by_qr_code": p.URLs.GetHealthCardByQRCode,
-			"platform.urls.verify_qr_code":             p.URLs.VerifyQRCode,
-			"platform.urls.report_his_data":            p.URLs.ReportHISData,
-			"platform.urls.bind_card_relation":         p.URLs.BindCardRelation,
-		} {
-			if u != "" {
-				v.url(path, u, false)
-			}
-		}
-	case "gateway":
-		v.url("platform.gateway_url", p.GatewayURL, true)
-		v.required("platform.gateway_token", p.GatewayToken.Reveal())
-		if p.AppSecret != "" {
-			v.add("platform.app_secret", "must not be set on a terminal in gateway mode: only the gateway holds it")
-		}
-	}
-	v.positive("platform.connect_timeout", p.ConnectTimeout)
-	v.positive("platform.request_timeout", p.RequestTimeout)
-	v.positive("platform.breaker_cooldown", p.BreakerCooldown)
-	v.positive("platform.rate_limit_pause", p.RateLimitPause)
-	if p.BreakerFailures < 1 {
-		v.add("platform.breaker_failures", "must be at least 1")
-	}
-	if p.Retries < 0 || p.Retries > 10 {
-		v.add("platform.retries", "must be between 0 and 10")
-	}
-	v.digits("platform.medical_step", p.MedicalStep)
-	v.digits("platform.use_city_code", p.UseCityCode)
-	v.oneOf("platform.report_id_field", p.ReportIDField, "idCardNumber", "idCard")
-}
-
 func (c *Config) validateGateway(v *validator) {
 	g := &c.Gateway
 	if !g.Enabled {
@@ -158,9 +116,7 @@ func (c *Config) validateGateway(v *validator) {
 	if _, _, err := net.SplitHostPort(g.Listen); err != nil {
 		v.add("gateway.listen", "must be host:port")
 	}
-	if (g.TLSCert == "") != (g.TLSKey == "") {
-		v.add("gateway.tls_key", "tls_cert and tls_key go together")
-	}
+	v.keyPair("gateway", g.TLSCert, g.TLSKey)
 	if len(g.Terminals) == 0 {
 		v.add("gateway.terminal", "at least one terminal is required")
 	}
@@ -303,8 +259,7 @@ func (c *Config) validateSources(v *validator) {
 		if s.MaxFrame < 1 || s.MaxFrame > 4096 {
 			v.add(p+".max_frame", "must be between 1 and 4096")
 		}
-		v.digits(p+".scene", s.Scene)
-		v.digits(p+".card_channel", s.CardChannel)
+		v.reportCodes(p, s)
 	}
 }
 
@@ -369,12 +324,27 @@ func (c *Config) validateHIS(v *validator) {
 		}
 		v.positive("his.hl7.timeout", h.Timeout)
 	}
+	c.validateAPI(v)
+}
+
+func (c *Config) validateAPI(v *validator) {
 	a := &c.HIS.API
 	if !a.Enabled {
 		return
 	}
-	if (a.TLSCert == "") != (a.TLSKey == "") {
-		v.add("his.api.tls_key", "tls_cert and tls_key go together")
+	v.keyPair("his.api", a.TLSCert, a.TLSKey)
+	if a.MaxStreamClients < 1 {
+		v.add("his.api.max_stream_clients", "must be at least 1")
+	}
+	for i, o := range a.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || u.Host == "" || u.Path != "" {
+			v.add(fmt.Sprintf("his.api.allowed_origins[%d]", i), "must be an origin like http://his.local:8080, not %q", o)
+		}
+	}
+	for i, h := range a.AllowedHosts {
+		if !validHost(h) {
+			v.add(fmt.Sprintf("his.api.allowed_hosts[%d]", i), "must be a host name or IP address, optionally with :port (his.local, 10.0.0.5:8470, [::1]:8470), not %q", h)
+		}
 	}
 	host, _, err := net.SplitHostPort(a.Listen)
 	if err != nil {
@@ -388,9 +358,24 @@ func (c *Config) validateHIS(v *validator) {
 			v.add("his.api.token", "required (at least 16 characters) when the API is reachable from the network")
 		}
 	}
-	for i, o := range a.AllowedOrigins {
-		if u, err := url.Parse(o); err != nil || u.Host == "" || u.Path != "" {
-			v.add(fmt.Sprintf("his.api.allowed_origins[%d]", i), "must be an origin like http://his.local:8080, not %q", o)
+}
+
+var reHostName = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$`)
+
+// validHost accepts what a Host header may carry: a DNS name or an IP
+// address (IPv6 bare or in brackets), with or without a port.
+func validHost(h string) bool {
+	host := h
+	if hp, port, err := net.SplitHostPort(h); err == nil {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return false
 		}
+		host = hp
+	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		host = h[1 : len(h)-1]
 	}
+	if strings.HasPrefix(h, "[") {
+		return strings.Contains(host, ":") && net.ParseIP(host) != nil
+	}
+	return net.ParseIP(host) != nil || len(host) <= 253 && reHostName.MatchString(host)
 }

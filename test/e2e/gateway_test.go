@@ -66,6 +66,7 @@ name = "counter"
 port = %q
 baud = 115200
 scene = "010101"
+department = "内科"
 card_channel = "0100"
 [his.api]
 enabled = false

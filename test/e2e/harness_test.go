@@ -131,6 +131,7 @@ name = "counter"
 port = %q
 %s
 scene = "010101"
+department = "内科"
 card_channel = "0100"
 
 %s
