@@ -79,9 +79,7 @@ func NewEHC(o EHCOptions) *EHC {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.HTTP == nil {
-		o.HTTP = &http.Client{Timeout: 5 * time.Second}
-	}
+	o.HTTP = withoutRedirects(o.HTTP)
 	if o.ReportIDField == "" {
 		o.ReportIDField = "idCardNumber"
 	}
@@ -138,50 +136,84 @@ func (c *EHC) fetchToken(ctx context.Context) (string, time.Duration, error) {
 	return rsp.AppToken, ttl, nil
 }
 
-// call makes one API call through the gate with the token rule: on
-// 21003/21004 the token is invalidated and the call retried once. A fresh
-// call gets a new requestId for the retry (SPEC §4); a caller-supplied
-// requestId (a queued record) is kept, because the outbox tracks that id to
-// recognise a replay, and a call refused for its token was not processed.
+// call makes one API call through the gate with the token rule.
 func (c *EHC) call(ctx context.Context, api, requestID string, req map[string]any, out any) error {
-	if err := c.gate.allow(api); err != nil {
+	p, err := c.gate.allow(api)
+	if err != nil {
 		return err
 	}
-	fresh := requestID == ""
-	if fresh {
-		requestID = NewRequestID()
-	}
-	var err error
-	for attempt := 0; attempt < 2; attempt++ {
-		var tok string
-		tok, err = c.tokens.Token(ctx)
-		if err != nil {
-			break
-		}
-		err = c.once(ctx, api, tok, requestID, req, out)
-		if ClassOf(err) != TokenExpired {
-			break
-		}
-		c.tokens.Invalidate(tok)
-		c.o.Log.Warn().Str("api", api).Err(err).Msg("appToken rejected; refreshing once")
-		if fresh {
-			requestID = NewRequestID()
-		}
-	}
-	if e, ok := AsError(err); ok && e.Class == TokenExpired {
-		// A fresh token died at once: another process is fetching tokens
-		// for this appId (SPEC §4 token rule).
-		e.Class = Retryable
-		e.Msg += " (a fresh token was rejected too: is another agent fetching tokens for this appId?)"
-	}
+	defer p.release() // frees a half-open trial however the call ends
+	err = c.withToken(ctx, api, requestID, req, out)
 	if ctx.Err() == nil {
-		c.gate.record(api, err)
+		p.record(err)
 	}
 	return err
 }
 
-// once makes exactly one HTTP request.
+// withToken makes the call with a live appToken. On 21003/21004 the token
+// is invalidated. A fresh call (no requestID) is then retried once with a
+// new token and a new requestId (SPEC §4). A caller-supplied requestId (a
+// queued record) is not retried here: the platform answered it, so the id
+// is spent (guide FAQ 2: a different requestId for every request) and a
+// platform that remembers ids would answer its replay with 10054. The
+// caller gets a definite (not Unknown) TokenExpired error and retries with
+// a new id, which it persists before sending.
+func (c *EHC) withToken(ctx context.Context, api, requestID string, req map[string]any, out any) error {
+	fresh := requestID == ""
+	attempts := 1
+	if fresh {
+		attempts = 2
+	}
+	var err error
+	for range attempts {
+		id := requestID
+		if fresh {
+			id = NewRequestID()
+		}
+		tok, terr := c.tokens.Token(ctx)
+		if terr != nil {
+			return terr
+		}
+		err = c.once(ctx, api, tok, id, req, out)
+		if ClassOf(err) != TokenExpired {
+			return err
+		}
+		c.tokens.Invalidate(tok)
+		c.o.Log.Warn().Str("api", api).Err(err).Bool("queued", !fresh).Msg("appToken rejected; token dropped")
+	}
+	e, _ := AsError(err)
+	if fresh {
+		// A fresh token died at once: another process is fetching tokens
+		// for this appId (SPEC §4 token rule).
+		e.Class = Retryable
+		e.Msg += " (a fresh token was rejected too: is another agent fetching tokens for this appId?)"
+	} else {
+		e.Msg += " (token dropped; not processed: retry with a new requestId)"
+	}
+	return err
+}
+
+// once makes exactly one HTTP request and interprets the answer.
 func (c *EHC) once(ctx context.Context, api, token, requestID string, req map[string]any, out any) error {
+	text, body, err := c.encode(token, requestID, req)
+	if err != nil {
+		return ehcError(api, requestID, Fatal, false, "encode request", err)
+	}
+	a, err := c.post(ctx, api, requestID, body)
+	if err != nil {
+		return err
+	}
+	return c.interpret(api, requestID, text, a, out)
+}
+
+// ehcError is a failure of one request that carries no resultCode.
+func ehcError(api, requestID string, class Class, unknown bool, msg string, err error) *Error {
+	return &Error{API: api, Class: class, Msg: msg, Err: err, RequestID: requestID, Unknown: unknown, Unavailable: class == Retryable}
+}
+
+// encode signs a request and returns its signing text and body. Empty
+// optional fields are omitted from the body (SPEC §2).
+func (c *EHC) encode(token, requestID string, req map[string]any) (string, []byte, error) {
 	commonIn := map[string]any{
 		"appToken":   token,
 		"requestId":  requestID,
@@ -190,21 +222,31 @@ func (c *EHC) once(ctx context.Context, api, token, requestID string, req map[st
 	}
 	for k, v := range req {
 		if s, ok := v.(string); ok && s == "" {
-			delete(req, k) // empty optional fields are omitted from the body
+			delete(req, k)
 		}
 	}
 	text := sign.Text(commonIn, req)
 	commonIn["sign"] = sign.Sign(text, c.o.AppSecret)
 	body, err := json.Marshal(map[string]any{"commonIn": commonIn, "req": req})
-	if err != nil {
-		return &Error{API: api, Class: Fatal, Msg: "encode request", Err: err, RequestID: requestID}
-	}
-	fail := func(class Class, unknown bool, msg string, err error) error {
-		return &Error{API: api, Class: class, Msg: msg, Err: err, RequestID: requestID, Unknown: unknown, Unavailable: class == Retryable}
-	}
+	return text, body, err
+}
+
+// httpAnswer is what one request got back.
+type httpAnswer struct {
+	status int
+	// location is a redirect's target with query, fragment and
+	// credentials removed (they may carry secrets).
+	location string
+	data     []byte
+	took     time.Duration
+}
+
+// post sends body to api's URL. A transport fault is Retryable, Unknown
+// once the request was written; a redirect is not followed.
+func (c *EHC) post(ctx context.Context, api, requestID string, body []byte) (httpAnswer, error) {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(api), bytes.NewReader(body))
 	if err != nil {
-		return fail(Fatal, false, "bad URL", err)
+		return httpAnswer{}, ehcError(api, requestID, Fatal, false, "bad URL", err)
 	}
 	hreq.Header.Set("Content-Type", "application/json; charset=utf-8")
 	var wrote bool
@@ -215,27 +257,93 @@ func (c *EHC) once(ctx context.Context, api, token, requestID string, req map[st
 	resp, err := c.o.HTTP.Do(hreq)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return httpAnswer{}, ctx.Err()
 		}
-		return fail(Retryable, wrote, "request failed", err)
+		return httpAnswer{}, ehcError(api, requestID, Retryable, wrote, "request failed", err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
 	if err != nil {
-		return fail(Retryable, true, "reading answer failed", err)
+		return httpAnswer{}, ehcError(api, requestID, Retryable, true, "reading answer failed", err)
 	}
-	log := c.o.Log.Debug().Str("api", api).Str("requestId", requestID).Int("status", resp.StatusCode).Dur("took", c.o.Now().Sub(start))
-	if resp.StatusCode != http.StatusOK {
+	return httpAnswer{status: resp.StatusCode, location: redirectTarget(resp), data: data, took: c.o.Now().Sub(start)}, nil
+}
+
+// interpret turns an HTTP answer into nil or an *Error, decoding rsp into
+// out.
+func (c *EHC) interpret(api, requestID, text string, a httpAnswer, out any) error {
+	log := c.o.Log.Debug().Str("api", api).Str("requestId", requestID).Int("status", a.status).Dur("took", a.took)
+	if a.status != http.StatusOK {
 		log.Msg("platform HTTP error")
-		unknown := resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests
-		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout {
-			return fail(Retryable, unknown, fmt.Sprintf("HTTP %d from platform", resp.StatusCode), nil)
+		return c.statusError(api, requestID, text, a)
+	}
+	if len(a.data) > MaxResponse {
+		return ehcError(api, requestID, Retryable, true, fmt.Sprintf("answer larger than %d bytes", MaxResponse), nil)
+	}
+	ans, msg := decodeAnswer(a.data)
+	if msg != "" {
+		return ehcError(api, requestID, Retryable, true, msg, nil)
+	}
+	log.Int("resultCode", ans.code).Msg("platform answered")
+	if ans.code != 0 {
+		return c.resultError(api, requestID, text, ans)
+	}
+	if ans.requestID != "" && ans.requestID != requestID {
+		return ehcError(api, requestID, Retryable, true, "answer echoes another requestId", nil)
+	}
+	if out != nil && len(ans.rsp) > 0 && string(ans.rsp) != "null" {
+		if err := json.Unmarshal(ans.rsp, out); err != nil {
+			return ehcError(api, requestID, Retryable, true, "answer rsp has an unexpected shape", err)
 		}
-		return fail(Fatal, false, fmt.Sprintf("HTTP %d from platform (check the URL)", resp.StatusCode), nil)
 	}
-	if len(data) > MaxResponse {
-		return fail(Retryable, true, fmt.Sprintf("answer larger than %d bytes", MaxResponse), nil)
+	return nil
+}
+
+// statusError classifies an answer with an HTTP status other than 200. A
+// proxy or gateway may answer 429, 503 or any 5xx after forwarding the
+// request, so those outcomes are unknown, unless the body is the
+// platform's own answer to this request with a resultCode of the guide's
+// table, which is definite.
+func (c *EHC) statusError(api, requestID, text string, a httpAnswer) error {
+	if isRedirect(a.status) {
+		return ehcError(api, requestID, Fatal, false, redirectMsg(a.status, c.url(api), a.location)+": check the platform URLs", nil)
 	}
+	if ans, msg := decodeAnswer(a.data); msg == "" && ans.code != 0 && guideCodes[ans.code] && (ans.requestID == "" || ans.requestID == requestID) {
+		return c.resultError(api, requestID, text, ans)
+	}
+	switch {
+	case a.status >= 500, a.status == http.StatusTooManyRequests, a.status == http.StatusRequestTimeout:
+		return ehcError(api, requestID, Retryable, true, fmt.Sprintf("HTTP %d from platform (the request may have been processed)", a.status), nil)
+	}
+	return ehcError(api, requestID, Fatal, false, fmt.Sprintf("HTTP %d from platform (check the URL)", a.status), nil)
+}
+
+// resultError is the error of a non-zero resultCode. A configuration error
+// is logged with the signed keys (never the values or the secret).
+func (c *EHC) resultError(api, requestID, text string, ans platformAnswer) error {
+	e := &Error{API: api, Class: classify(ans.code), Code: ans.code, Msg: ans.msg, RequestID: requestID}
+	if e.Class == Fatal {
+		keys := strings.Split(text, "&")
+		for i, kv := range keys {
+			keys[i], _, _ = strings.Cut(kv, "=")
+		}
+		c.o.Log.Error().Str("api", api).Int("resultCode", ans.code).Str("errMsg", ans.msg).
+			Strs("signedKeys", keys).Msg("platform refused the configuration (check app_id, app_secret, hospital_id; `scanagent debug sign` shows the signing text)")
+	}
+	return e
+}
+
+// platformAnswer is a decoded {"commonOut":{...},"rsp":...}.
+type platformAnswer struct {
+	requestID string
+	code      int
+	msg       string
+	rsp       json.RawMessage
+}
+
+// decodeAnswer decodes a platform answer; msg says what is wrong with one
+// that is not.
+func decodeAnswer(data []byte) (a platformAnswer, msg string) {
 	var ans struct {
 		CommonOut *struct {
 			RequestID  string      `json:"requestId"`
@@ -247,37 +355,16 @@ func (c *EHC) once(ctx context.Context, api, token, requestID string, req map[st
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if err := dec.Decode(&ans); err != nil {
-		return fail(Retryable, true, "answer is not JSON ("+snippet(data)+")", nil)
+		return a, "answer is not JSON (" + snippet(data) + ")"
 	}
 	if ans.CommonOut == nil {
-		return fail(Retryable, true, "answer has no commonOut", nil)
+		return a, "answer has no commonOut"
 	}
 	code, err := strconv.Atoi(ans.CommonOut.ResultCode.String())
 	if err != nil {
-		return fail(Retryable, true, "answer has a non-integer resultCode", nil)
+		return a, "answer has a non-integer resultCode"
 	}
-	log.Int("resultCode", code).Msg("platform answered")
-	if code != 0 {
-		e := &Error{API: api, Class: classify(code), Code: code, Msg: ans.CommonOut.ErrMsg, RequestID: requestID}
-		if e.Class == Fatal {
-			keys := strings.Split(text, "&")
-			for i, kv := range keys {
-				keys[i], _, _ = strings.Cut(kv, "=")
-			}
-			c.o.Log.Error().Str("api", api).Int("resultCode", code).Str("errMsg", ans.CommonOut.ErrMsg).
-				Strs("signedKeys", keys).Msg("platform refused the configuration (check app_id, app_secret, hospital_id; `scanagent debug sign` shows the signing text)")
-		}
-		return e
-	}
-	if ans.CommonOut.RequestID != "" && ans.CommonOut.RequestID != requestID {
-		return fail(Retryable, true, "answer echoes another requestId", nil)
-	}
-	if out != nil && len(ans.Rsp) > 0 && string(ans.Rsp) != "null" {
-		if err := json.Unmarshal(ans.Rsp, out); err != nil {
-			return fail(Retryable, true, "answer rsp has an unexpected shape", err)
-		}
-	}
-	return nil
+	return platformAnswer{requestID: ans.CommonOut.RequestID, code: code, msg: ans.CommonOut.ErrMsg, rsp: ans.Rsp}, ""
 }
 
 // snippet describes a non-JSON answer without copying much of it.
@@ -328,50 +415,55 @@ func (k card) identity(kind, text string) Identity {
 // dynamic code is retried only when the failed attempt was never sent: the
 // platform may consume it.
 func (c *EHC) Verify(ctx context.Context, r Request) (Identity, error) {
-	var do func() (Identity, error)
 	switch r.Kind {
 	case KindEHCStatic:
-		do = func() (Identity, error) {
-			var rsp struct {
-				Card *card `json:"card"`
-			}
-			if err := c.call(ctx, APIGetHealthCardByQRCode, "", map[string]any{"qrCodeText": r.Text}, &rsp); err != nil {
-				return Identity{}, err
-			}
-			if rsp.Card == nil {
-				return Identity{}, &Error{API: APIGetHealthCardByQRCode, Class: Retryable, Msg: "answer carries no card", Unknown: true}
-			}
-			return rsp.Card.identity(r.Kind, r.Text), nil
-		}
+		return retry(ctx, c.o.Retries, false, func() (Identity, error) { return c.verifyStatic(ctx, r) })
 	case KindEHCDynamic:
-		do = func() (Identity, error) {
-			step := r.MedicalStep
-			if step == "" {
-				step = c.o.MedicalStep
-			}
-			term := r.TerminalID
-			if term == "" {
-				term = c.o.TerminalID
-			}
-			req := map[string]any{
-				"qrCodeText": r.Text, "terminalId": term, "time": FormatTime(c.o.Now()), "medicalStep": step,
-				"useCityCode": c.o.UseCityCode, "useCityName": c.o.UseCityName,
-				"hospitalCode": c.o.HospitalCode, "hospitalName": c.o.HospitalName,
-				"channelCode": c.o.ChannelCode, "channelName": c.o.ChannelName,
-			}
-			var rsp card
-			if err := c.call(ctx, APIVerifyQRCode, "", req, &rsp); err != nil {
-				return Identity{}, err
-			}
-			if rsp.Name == "" && rsp.IDNumber == "" && rsp.HealthCardID == "" {
-				return Identity{}, &Error{API: APIVerifyQRCode, Class: Retryable, Msg: "answer carries no identity", Unknown: true}
-			}
-			return rsp.identity(r.Kind, r.Text), nil
-		}
-	default:
-		return Identity{}, &Error{API: "verify", Class: Rejected, Msg: "the e-Health Card platform does not verify " + r.Kind + " codes"}
+		return retry(ctx, c.o.Retries, true, func() (Identity, error) { return c.verifyDynamic(ctx, r) })
 	}
-	return retry(ctx, c.o.Retries, r.Kind == KindEHCDynamic, do)
+	return Identity{}, &Error{API: "verify", Class: Rejected, Msg: "the e-Health Card platform does not verify " + r.Kind + " codes"}
+}
+
+func (c *EHC) verifyStatic(ctx context.Context, r Request) (Identity, error) {
+	var rsp struct {
+		Card *card `json:"card"`
+	}
+	if err := c.call(ctx, APIGetHealthCardByQRCode, "", map[string]any{"qrCodeText": r.Text}, &rsp); err != nil {
+		return Identity{}, err
+	}
+	if rsp.Card == nil {
+		return Identity{}, &Error{API: APIGetHealthCardByQRCode, Class: Retryable, Msg: "answer carries no card", Unknown: true}
+	}
+	return rsp.Card.identity(r.Kind, r.Text), nil
+}
+
+// verifyDynamic calls verifyQRCode, whose request is also the visit's
+// usage record (guide §3.2.11): the per-scan medicalStep, useScene and
+// useChannel travel with it.
+func (c *EHC) verifyDynamic(ctx context.Context, r Request) (Identity, error) {
+	step := r.MedicalStep
+	if step == "" {
+		step = c.o.MedicalStep
+	}
+	term := r.TerminalID
+	if term == "" {
+		term = c.o.TerminalID
+	}
+	req := map[string]any{
+		"qrCodeText": r.Text, "terminalId": term, "time": FormatTime(c.o.Now()), "medicalStep": step,
+		"useCityCode": c.o.UseCityCode, "useCityName": c.o.UseCityName,
+		"hospitalCode": c.o.HospitalCode, "hospitalName": c.o.HospitalName,
+		"channelCode": c.o.ChannelCode, "channelName": c.o.ChannelName,
+		"useScene": r.UseScene, "useChannel": r.UseChannel,
+	}
+	var rsp card
+	if err := c.call(ctx, APIVerifyQRCode, "", req, &rsp); err != nil {
+		return Identity{}, err
+	}
+	if rsp.Name == "" && rsp.IDNumber == "" && rsp.HealthCardID == "" {
+		return Identity{}, &Error{API: APIVerifyQRCode, Class: Retryable, Msg: "answer carries no identity", Unknown: true}
+	}
+	return rsp.identity(r.Kind, r.Text), nil
 }
 
 // retry runs do up to 1+retries times while it fails retryably and the
@@ -396,7 +488,9 @@ func retry(ctx context.Context, retries int, sendOnce bool, do func() (Identity,
 }
 
 // ReportHISData sends one usage report with the given requestId (a queued
-// report keeps its requestId while an attempt's outcome is unknown).
+// report keeps its requestId only while an attempt's outcome is unknown).
+// TokenExpired means the token was dropped and the report not processed:
+// retry with a new requestId.
 func (c *EHC) ReportHISData(ctx context.Context, r Report, requestID string) error {
 	req := map[string]any{
 		"time": r.Time, "hospitalId": c.o.HospitalID, "scene": r.Scene, "department": r.Department,

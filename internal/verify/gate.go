@@ -31,37 +31,85 @@ func newGate(failures int, cooldown, pause time.Duration, now func() time.Time) 
 	return &gate{failures: failures, cooldown: cooldown, pause: pause, now: now, paused: map[string]time.Time{}, lastErr: map[string]string{}}
 }
 
-// allow returns nil when api may be called now, or the error to fail with.
-func (g *gate) allow(api string) error {
+// pass is a call that allow let through. Exactly one outcome settles it:
+// record counts the outcome; release frees a half-open trial without
+// counting anything (the call's context ended, so its outcome says nothing
+// about the platform). Settling twice does nothing, so callers write
+//
+//	p, err := g.allow(api)
+//	...
+//	defer p.release()
+//	err = do()
+//	if ctx.Err() == nil {
+//		p.record(err)
+//	}
+//
+// and a trial can never stay taken: a breaker whose trial is held forever
+// refuses every call until restart.
+type pass struct {
+	g       *gate
+	api     string
+	trial   bool
+	settled bool
+}
+
+// allow returns a pass when api may be called now, or the error to fail
+// with.
+func (g *gate) allow(api string) (*pass, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
 	if until, ok := g.paused[api]; ok {
 		if now.Before(until) {
-			return &Error{API: api, Class: RateLimited, Msg: "rate limited by the platform until " + until.In(CST).Format(TimeLayout) + " CST", RetryAfter: until}
+			return nil, &Error{API: api, Class: RateLimited, Msg: "rate limited by the platform until " + until.In(CST).Format(TimeLayout) + " CST", RetryAfter: until}
 		}
 		delete(g.paused, api)
 	}
+	p := &pass{g: g, api: api}
 	if g.fails >= g.failures {
 		if now.Before(g.openUntil) || g.trial {
-			return &Error{API: api, Class: Retryable, Msg: "platform unavailable: circuit breaker open", RetryAfter: g.openUntil, Unavailable: true}
+			return nil, &Error{API: api, Class: Retryable, Msg: "platform unavailable: circuit breaker open", RetryAfter: g.openUntil, Unavailable: true}
 		}
-		g.trial = true // half-open: this call is the trial
+		g.trial, p.trial = true, true // half-open: this call is the trial
 	}
-	return nil
+	return p, nil
 }
 
-// record notes the outcome of a call that allow let through.
-func (g *gate) record(api string, err error) {
+// settle marks p settled and frees its trial; it reports false when p was
+// already settled. Called with g.mu held.
+func (p *pass) settle() bool {
+	if p.settled {
+		return false
+	}
+	p.settled = true
+	if p.trial {
+		p.g.trial = false
+	}
+	return true
+}
+
+// release frees p's half-open trial, if it holds one, without counting an
+// outcome. It does nothing once p is settled.
+func (p *pass) release() {
+	p.g.mu.Lock()
+	defer p.g.mu.Unlock()
+	p.settle()
+}
+
+// record notes the outcome of the call.
+func (p *pass) record(err error) {
+	g := p.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.trial = false
-	if err == nil {
-		g.fails = 0
-		delete(g.lastErr, api)
+	if !p.settle() {
 		return
 	}
-	g.lastErr[api] = err.Error()
+	if err == nil {
+		g.fails = 0
+		delete(g.lastErr, p.api)
+		return
+	}
+	g.lastErr[p.api] = err.Error()
 	e, ok := AsError(err)
 	if !ok {
 		return
@@ -72,7 +120,7 @@ func (g *gate) record(api string, err error) {
 		if e.Code == 10034 {
 			until = nextCSTMidnight(g.now())
 		}
-		g.paused[api] = until
+		g.paused[p.api] = until
 	case e.Unavailable || e.Class == Retryable:
 		g.fails++
 		if g.fails >= g.failures {

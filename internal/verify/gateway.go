@@ -168,7 +168,10 @@ func (g *GatewayServer) handle(fn func(ctx context.Context, terminal string, bod
 		if err != nil {
 			e, ok := AsError(err)
 			if !ok {
-				e = &Error{API: "gateway", Class: Retryable, Msg: err.Error(), Unavailable: true}
+				// No definite answer (the call's context ended, or
+				// something failed mid-call): the platform may have
+				// processed the request.
+				e = &Error{API: "gateway", Class: Retryable, Msg: err.Error(), Unavailable: true, Unknown: true}
 			}
 			g.log.Info().Str("terminal", term).Str("path", r.URL.Path).Str("class", e.Class.String()).Int("code", e.Code).Msg("gateway call failed")
 			w.WriteHeader(http.StatusOK) // the platform's answer travels in the body
@@ -210,9 +213,7 @@ func NewGateway(o GatewayOptions) *Gateway {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.HTTP == nil {
-		o.HTTP = &http.Client{Timeout: 5 * time.Second}
-	}
+	o.HTTP = withoutRedirects(o.HTTP)
 	return &Gateway{o: o, gate: newGate(o.BreakerFailures, o.BreakerCooldown, time.Hour, o.Now)}
 }
 
@@ -220,24 +221,38 @@ func NewGateway(o GatewayOptions) *Gateway {
 func (c *Gateway) Status() Status { return Status{Mode: "gateway", GateState: c.gate.state()} }
 
 func (c *Gateway) call(ctx context.Context, api, path string, in, out any) error {
-	if err := c.gate.allow(api); err != nil {
+	p, err := c.gate.allow(api)
+	if err != nil {
 		return err
 	}
-	err := c.once(ctx, api, path, in, out)
+	defer p.release() // frees a half-open trial however the call ends
+	err = c.once(ctx, api, path, in, out)
 	if ctx.Err() == nil {
-		c.gate.record(api, err)
+		p.record(err)
 	}
 	return err
 }
 
+// gwError is a failure to get the gateway's answer.
+func gwError(api string, unknown bool, msg string, err error) *Error {
+	return &Error{API: api, Class: Retryable, Msg: "gateway: " + msg, Err: err, Unknown: unknown, Unavailable: true}
+}
+
 func (c *Gateway) once(ctx context.Context, api, path string, in, out any) error {
-	body, _ := json.Marshal(in)
-	fail := func(unknown bool, msg string, err error) error {
-		return &Error{API: api, Class: Retryable, Msg: "gateway: " + msg, Err: err, Unknown: unknown, Unavailable: true}
+	a, err := c.post(ctx, api, path, in)
+	if err != nil {
+		return err
 	}
+	return c.interpret(api, path, a, out)
+}
+
+// post sends in to the gateway; a transport fault is Retryable, Unknown
+// once the request was written; a redirect is not followed.
+func (c *Gateway) post(ctx context.Context, api, path string, in any) (httpAnswer, error) {
+	body, _ := json.Marshal(in)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.o.URL, "/")+path, bytes.NewReader(body))
 	if err != nil {
-		return &Error{API: api, Class: Fatal, Msg: "bad gateway URL", Err: err}
+		return httpAnswer{}, &Error{API: api, Class: Fatal, Msg: "bad gateway URL", Err: err}
 	}
 	var wrote bool
 	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote = true }}))
@@ -246,44 +261,59 @@ func (c *Gateway) once(ctx context.Context, api, path string, in, out any) error
 	resp, err := c.o.HTTP.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return httpAnswer{}, ctx.Err()
 		}
-		return fail(wrote, "request failed", err)
+		return httpAnswer{}, gwError(api, wrote, "request failed", err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
 	if err != nil || len(data) > MaxResponse {
-		return fail(true, "reading answer failed", err)
+		return httpAnswer{}, gwError(api, true, "reading answer failed", err)
 	}
+	return httpAnswer{status: resp.StatusCode, location: redirectTarget(resp), data: data}, nil
+}
+
+// interpret turns the gateway's answer into nil or an *Error. The gateway
+// answers 200 (or 400 for a malformed request) with a JSON envelope; any
+// other 5xx, 429 or 408 comes from something in between that may have
+// forwarded the request, so its outcome is unknown.
+func (c *Gateway) interpret(api, path string, a httpAnswer, out any) error {
 	switch {
-	case resp.StatusCode == http.StatusUnauthorized:
+	case isRedirect(a.status):
+		return &Error{API: api, Class: Fatal, Msg: "gateway: " + redirectMsg(a.status, strings.TrimRight(c.o.URL, "/")+path, a.location) + ": check platform.gateway_url"}
+	case a.status == http.StatusUnauthorized:
 		return &Error{API: api, Class: Fatal, Msg: "gateway refused this terminal's token (check platform.gateway_token)"}
-	case resp.StatusCode >= 500:
-		return fail(resp.StatusCode != http.StatusServiceUnavailable, fmt.Sprintf("HTTP %d", resp.StatusCode), nil)
-	case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusBadRequest:
-		return &Error{API: api, Class: Fatal, Msg: fmt.Sprintf("gateway: HTTP %d (check platform.gateway_url)", resp.StatusCode)}
+	case a.status >= 500, a.status == http.StatusTooManyRequests, a.status == http.StatusRequestTimeout:
+		return gwError(api, true, fmt.Sprintf("HTTP %d (the request may have been processed)", a.status), nil)
+	case a.status != http.StatusOK && a.status != http.StatusBadRequest:
+		return &Error{API: api, Class: Fatal, Msg: fmt.Sprintf("gateway: HTTP %d (check platform.gateway_url)", a.status)}
 	}
 	var ans struct {
 		Result json.RawMessage `json:"result"`
 		Error  *wireError      `json:"error"`
 	}
-	if err := json.Unmarshal(data, &ans); err != nil {
-		return fail(true, "answer is not JSON", nil)
+	if err := json.Unmarshal(a.data, &ans); err != nil {
+		return gwError(api, true, "answer is not JSON", nil)
 	}
 	if ans.Error != nil {
-		cl, ok := classNames[ans.Error.Class]
-		if !ok {
-			cl = Retryable
-		}
-		return &Error{API: ans.Error.API, Class: cl, Code: ans.Error.Code, Msg: ans.Error.Message, RequestID: ans.Error.RequestID,
-			Unknown: ans.Error.Unknown, Unavailable: ans.Error.Unavailable, RetryAfter: ans.Error.RetryAfter}
+		return ans.Error.err()
 	}
 	if out != nil && len(ans.Result) > 0 {
 		if err := json.Unmarshal(ans.Result, out); err != nil {
-			return fail(true, "answer has an unexpected shape", err)
+			return gwError(api, true, "answer has an unexpected shape", err)
 		}
 	}
 	return nil
+}
+
+// err is the *Error a wireError carries.
+func (w *wireError) err() *Error {
+	cl, ok := classNames[w.Class]
+	if !ok {
+		cl = Retryable
+	}
+	return &Error{API: w.API, Class: cl, Code: w.Code, Msg: w.Message, RequestID: w.RequestID,
+		Unknown: w.Unknown, Unavailable: w.Unavailable, RetryAfter: w.RetryAfter}
 }
 
 // Verify asks the gateway to verify r.

@@ -47,9 +47,7 @@ func NewSKM(o SKMOptions) *SKM {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.HTTP == nil {
-		o.HTTP = &http.Client{Timeout: 5 * time.Second}
-	}
+	o.HTTP = withoutRedirects(o.HTTP)
 	if len(o.SignOrder) == 0 {
 		o.SignOrder = []string{"appmark", "appsecret", "timestamp"}
 	}
@@ -85,69 +83,91 @@ func (s *SKM) post(ctx context.Context, api, path string, body map[string]string
 			body[k] = v
 		}
 	}
-	fail := func(class Class, msg string, err error) (Identity, error) {
-		return Identity{}, &Error{API: api, Class: class, Msg: msg, Err: err, Unavailable: class == Retryable}
+	data, err := s.send(ctx, api, path, body)
+	if err != nil {
+		return Identity{}, err
 	}
+	return s.identity(api, data)
+}
+
+func skmError(api string, class Class, msg string, err error) *Error {
+	return &Error{API: api, Class: class, Msg: msg, Err: err, Unavailable: class == Retryable}
+}
+
+// send seals body and the auth header, posts them and returns the answer
+// of a 200; a redirect is not followed.
+func (s *SKM) send(ctx context.Context, api, path string, body map[string]string) ([]byte, error) {
 	plain, _ := json.Marshal(body)
 	sealed, err := s.cipher.seal(plain)
 	if err != nil {
-		return fail(Fatal, "encrypt body (check skm.cipher_key)", err)
+		return nil, skmError(api, Fatal, "encrypt body (check skm.cipher_key)", err)
 	}
 	ts := skmTimestamp(s.o.Now(), s.o.TimestampUnit)
 	authJSON, _ := json.Marshal(map[string]string{"appmark": s.o.AppMark, "timestamp": ts, "sign": skmSign(s.o.SignOrder, s.o.AppMark, s.o.AppSecret, ts)})
 	auth, err := s.cipher.seal(authJSON)
 	if err != nil {
-		return fail(Fatal, "encrypt auth header", err)
+		return nil, skmError(api, Fatal, "encrypt auth header", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(s.o.BaseURL, "/")+path, strings.NewReader(sealed))
 	if err != nil {
-		return fail(Fatal, "bad URL", err)
+		return nil, skmError(api, Fatal, "bad URL", err)
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	req.Header.Set(s.o.AuthHeader, auth)
 	resp, err := s.o.HTTP.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return Identity{}, ctx.Err()
+			return nil, ctx.Err()
 		}
-		return fail(Retryable, "request failed", err)
+		return nil, skmError(api, Retryable, "request failed", err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
 	if err != nil || len(data) > MaxResponse {
-		return fail(Retryable, "reading answer failed", err)
+		return nil, skmError(api, Retryable, "reading answer failed", err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		if resp.StatusCode >= 500 {
-			return fail(Retryable, fmt.Sprintf("HTTP %d", resp.StatusCode), nil)
-		}
-		return fail(Fatal, fmt.Sprintf("HTTP %d (check skm.base_url and paths)", resp.StatusCode), nil)
+	switch st := resp.StatusCode; {
+	case isRedirect(st):
+		return nil, skmError(api, Fatal, redirectMsg(st, req.URL.String(), redirectTarget(resp))+": check skm.base_url and paths", nil)
+	case st >= 500, st == http.StatusTooManyRequests, st == http.StatusRequestTimeout:
+		return nil, skmError(api, Retryable, fmt.Sprintf("HTTP %d", st), nil)
+	case st != http.StatusOK:
+		return nil, skmError(api, Fatal, fmt.Sprintf("HTTP %d (check skm.base_url and paths)", st), nil)
 	}
+	return data, nil
+}
+
+// identity decodes a 200 answer into the verified identity.
+func (s *SKM) identity(api string, data []byte) (Identity, error) {
 	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("<")) {
-		return fail(Retryable, "answer is an HTML page", nil)
+		return Identity{}, skmError(api, Retryable, "answer is an HTML page", nil)
 	}
 	code, msg, res, tip, err := decodeSKMAnswer(data, s.cipher)
 	if err != nil {
-		return fail(Retryable, "malformed answer", err)
+		return Identity{}, skmError(api, Retryable, "malformed answer", err)
 	}
 	if code != 0 {
 		return Identity{}, &Error{API: api, Class: classifySKM(code), Code: code, Msg: msg}
 	}
 	if res == nil {
-		return fail(Retryable, "answer carries no res", nil)
+		return Identity{}, skmError(api, Retryable, "answer carries no res", nil)
 	}
-	level := strings.ToLower(strings.TrimSpace(res.Level))
+	return Identity{Kind: KindSKM, Verified: true, Name: res.Name, Phone: res.Phone, IDNumber: strings.ToUpper(res.IDCardNo), IDType: "01", Level: s.level(res.Level), Tip: tip}, nil
+}
+
+// level normalises the Su Kang Code colour to green, yellow or red.
+func (s *SKM) level(raw string) string {
+	level := strings.ToLower(strings.TrimSpace(raw))
 	switch level {
-	case "green", "yellow", "red":
+	case "green", "yellow", "red", "":
 	case "绿", "绿色", "绿码":
 		level = "green"
 	case "黄", "黄色", "黄码":
 		level = "yellow"
 	case "红", "红色", "红码":
 		level = "red"
-	case "":
 	default:
 		s.o.Log.Warn().Str("level", level).Msg("unknown Su Kang Code level; passed on as is")
 	}
-	return Identity{Kind: KindSKM, Verified: true, Name: res.Name, Phone: res.Phone, IDNumber: strings.ToUpper(res.IDCardNo), IDType: "01", Level: level, Tip: tip}, nil
+	return level
 }

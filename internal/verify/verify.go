@@ -31,6 +31,11 @@ type Request struct {
 	IDNumber string `json:"idNumber,omitempty"`
 	// MedicalStep overrides the configured 用卡环节 for verifyQRCode.
 	MedicalStep string `json:"medicalStep,omitempty"`
+	// UseScene and UseChannel are verifyQRCode's optional 使用场景 (a
+	// 用卡环节 code) and 用卡渠道 (guide §3.2.11), sent when set: the
+	// verifyQRCode request is the visit's usage record.
+	UseScene   string `json:"useScene,omitempty"`
+	UseChannel string `json:"useChannel,omitempty"`
 	// TerminalID overrides the configured terminal (set by a gateway from
 	// the authenticated terminal).
 	TerminalID string `json:"terminalId,omitempty"`

@@ -481,19 +481,3 @@ func TestRequestID(t *testing.T) {
 		t.Fatalf("requestIds %q %q", a, b)
 	}
 }
-
-func TestTokenRetryKeepsQueuedRequestID(t *testing.T) {
-	e := newEnv(t)
-	c := e.direct()
-	ctx := context.Background()
-	r := Report{QRCodeText: platform.BuiltinCards()[0].QRCodeText, Time: "2026-11-23 18:00:00", Scene: "010101", CardType: "11", CardChannel: "0100"}
-	c.Verify(ctx, Request{Kind: KindEHCStatic, Text: r.QRCodeText})
-	e.fake.SetFaults(platform.Faults{APIs: []string{"reportHISData"}, ResultCode: 21004, Count: 1})
-	rid := NewRequestID()
-	if err := c.ReportHISData(ctx, r, rid); err != nil {
-		t.Fatal(err)
-	}
-	if got := e.fake.Stats().Reports; len(got) != 1 || got[0].RequestID != rid {
-		t.Fatalf("the queued requestId was replaced on the token retry: %+v", got)
-	}
-}
