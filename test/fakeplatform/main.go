@@ -6,7 +6,11 @@
 //
 // Faults: -faults JSON at start, or POST /_fake/faults {"status":502,"count":3}
 // at any time (see platform.Faults; DELETE /_fake/faults clears them);
-// counters: GET /_fake/stats; a fresh dynamic code: POST /_fake/dynamic {"card":0}.
+// counters: GET /_fake/stats (calls, results, reports, verifications, and
+// usage: visits counted per qrCodeText or ID number, with usageTotals by
+// kind: verify_dynamic, report_static, report_dynamic, report_id); a fresh
+// dynamic code: POST /_fake/dynamic {"card":0}. A requestId is answered
+// once: any reuse gets 10054.
 package main
 
 import (
@@ -38,9 +42,10 @@ func main() {
 	latency := flag.Duration("latency", 0, "latency injected into every answer")
 	faults := flag.String("faults", "", `faults to inject from the start, as the JSON of POST /_fake/faults, e.g. '{"status":502,"count":3}', '{"resultCode":10034,"apis":["reportHISData"]}', '{"html":true}', '{"reset":true,"until":"2026-11-23T10:05:00Z"}'`)
 	readyFile := flag.String("ready-file", "", "write the listen address here once serving")
+	strict := flag.Bool("strict", false, "also enforce the guide's conditional fields and code tables (department for 挂号 scenes, §3.3 codes)")
 	flag.Parse()
 
-	cfg := platform.Config{AppID: *appID, AppSecret: *secret, HospitalID: *hospital, TokenTTL: *tokenTTL, DynamicTTL: *dynTTL}
+	cfg := platform.Config{AppID: *appID, AppSecret: *secret, HospitalID: *hospital, TokenTTL: *tokenTTL, DynamicTTL: *dynTTL, Strict: *strict}
 	if *cardsFile != "" {
 		b, err := os.ReadFile(*cardsFile)
 		if err != nil {

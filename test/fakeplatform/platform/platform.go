@@ -1,24 +1,26 @@
 // Package platform is a fake WeChat e-Health Card open platform (and a Su
 // Kang Code verification endpoint) for tests, benchmarks and the demo. It
-// behaves like the outside world: it checks every signature, issues appTokens
-// that expire and are invalidated by a newer getAppToken, answers 10054 to a
-// reused requestId, knows a set of cards, and injects faults on demand. It
-// imports nothing from internal/ except the pure signing helper.
+// behaves like the outside world: it checks every signature with its own
+// code written from the guide, issues appTokens that expire and are
+// invalidated by a newer getAppToken, remembers every requestId it answered
+// and answers 10054 to any reuse (guide FAQ 2), counts usage per visit as
+// the platform does (verifyQRCode counts a dynamic code's visit,
+// reportHISData one visit of a static code or an ID card), knows a set of
+// cards, and injects faults on demand. It imports nothing from internal/
+// but the pure domain tables of internal/card.
 package platform
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"scanagent/internal/verify/sign"
 )
 
 // Paths of the real platform.
@@ -69,7 +71,12 @@ type Config struct {
 	Cards      []Card
 	// SKM configures the Su Kang Code endpoint.
 	SKM SKMConfig
-	Now func() time.Time
+	// Strict also enforces the guide's conditional fields and code tables
+	// (§3.2.7 department for 挂号 scenes, ID number and name unless the
+	// card type is 11; §3.3 scene, card type and channel codes), answering
+	// 10042 参数错误 naming the field.
+	Strict bool
+	Now    func() time.Time
 }
 
 // Defaults are the guide's example credentials.
@@ -120,12 +127,29 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// Report is one accepted reportHISData or bindCardRelation.
+// Report is one accepted reportHISData, bindCardRelation or verifyQRCode.
 type Report struct {
 	API       string            `json:"api"`
 	RequestID string            `json:"requestId"`
 	Req       map[string]string `json:"req"`
 }
+
+// Kinds of counted visit, the keys of Stats.UsageTotals.
+const (
+	// UsageVerifyDynamic: an accepted verifyQRCode, one visit of its
+	// dynamic qrCodeText.
+	UsageVerifyDynamic = "verify_dynamic"
+	// UsageReportStatic: an accepted reportHISData of card type 11 with a
+	// static qrCodeText.
+	UsageReportStatic = "report_static"
+	// UsageReportDynamic: an accepted reportHISData of card type 11 with a
+	// dynamic qrCodeText: that visit was already counted by verifyQRCode,
+	// so Usage shows the code twice.
+	UsageReportDynamic = "report_dynamic"
+	// UsageReportID: an accepted reportHISData of another card type, one
+	// visit of its ID number.
+	UsageReportID = "report_id"
+)
 
 // Stats are the fake's counters.
 type Stats struct {
@@ -133,7 +157,14 @@ type Stats struct {
 	Results    map[string]int `json:"results"` // by "api:resultCode"
 	Tokens     int            `json:"tokens"`
 	Duplicates int            `json:"duplicates"`
-	Reports    []Report       `json:"reports"`
+	// Reports are the accepted reportHISData and bindCardRelation calls.
+	Reports []Report `json:"reports"`
+	// Verifications are the accepted verifyQRCode calls.
+	Verifications []Report `json:"verifications"`
+	// Usage counts visits by qrCodeText (dynamic or static code) or ID
+	// number; UsageTotals counts them by kind (UsageVerifyDynamic, ...).
+	Usage       map[string]int `json:"usage"`
+	UsageTotals map[string]int `json:"usageTotals"`
 }
 
 // Server is the fake platform.
@@ -144,7 +175,7 @@ type Server struct {
 	token     string
 	tokenExp  time.Time
 	oldTokens map[string]bool
-	seenIDs   map[string]bool
+	seenIDs   map[string]bool      // every requestId answered
 	dynamic   map[string]time.Time // minted dynamic codes → expiry
 	faults    Faults
 	stats     Stats
@@ -179,7 +210,7 @@ func New(cfg Config) *Server {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, oldTokens: map[string]bool{}, seenIDs: map[string]bool{}, dynamic: map[string]time.Time{}, cards: map[string]Card{}}
-	s.stats = Stats{Calls: map[string]int{}, Results: map[string]int{}}
+	s.stats = Stats{Calls: map[string]int{}, Results: map[string]int{}, Usage: map[string]int{}, UsageTotals: map[string]int{}}
 	for _, c := range cfg.Cards {
 		s.cards[c.ID()] = c
 	}
@@ -231,15 +262,12 @@ func (s *Server) SetFaults(f Faults) {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Stats{Calls: map[string]int{}, Results: map[string]int{}, Tokens: s.stats.Tokens, Duplicates: s.stats.Duplicates}
-	for k, v := range s.stats.Calls {
-		st.Calls[k] = v
+	return Stats{
+		Calls: maps.Clone(s.stats.Calls), Results: maps.Clone(s.stats.Results),
+		Tokens: s.stats.Tokens, Duplicates: s.stats.Duplicates,
+		Reports: slices.Clone(s.stats.Reports), Verifications: slices.Clone(s.stats.Verifications),
+		Usage: maps.Clone(s.stats.Usage), UsageTotals: maps.Clone(s.stats.UsageTotals),
 	}
-	for k, v := range s.stats.Results {
-		st.Results[k] = v
-	}
-	st.Reports = append([]Report(nil), s.stats.Reports...)
-	return st
 }
 
 // MintDynamic returns a fresh dynamic code of card i that expires after
@@ -291,238 +319,4 @@ func (s *Server) activeFault(api string) (Faults, bool) {
 		}
 	}
 	return f, true
-}
-
-func reset(w http.ResponseWriter) {
-	if hj, ok := w.(http.Hijacker); ok {
-		if conn, _, err := hj.Hijack(); err == nil {
-			conn.Close()
-			return
-		}
-	}
-	panic(http.ErrAbortHandler)
-}
-
-type answer struct {
-	code int
-	msg  string
-	rsp  any
-}
-
-func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
-	api := r.PathValue("api")
-	if r.URL.Path == TokenPath {
-		api = "getAppToken"
-	}
-	s.mu.Lock()
-	s.stats.Calls[api]++
-	s.mu.Unlock()
-
-	f, faulty := s.activeFault(api)
-	if faulty && f.Latency > 0 {
-		select {
-		case <-time.After(time.Duration(f.Latency)):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	if faulty && !f.AfterProcess {
-		switch {
-		case f.Reset:
-			reset(w)
-			return
-		case f.Status != 0:
-			http.Error(w, "fault injected", f.Status)
-			return
-		case f.HTML:
-			w.Header().Set("Content-Type", "text/html")
-			io.WriteString(w, "<html><body><h1>502 Bad Gateway</h1></body></html>")
-			return
-		}
-	}
-
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	var env struct {
-		CommonIn map[string]any `json:"commonIn"`
-		Req      map[string]any `json:"req"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	requestID := ""
-	var a answer
-	if err := dec.Decode(&env); err != nil {
-		a = answer{code: 20001, msg: "参数格式错误"}
-	} else {
-		requestID, _ = env.CommonIn["requestId"].(string)
-		if faulty && f.ResultCode != 0 && !f.AfterProcess {
-			a = answer{code: f.ResultCode, msg: "fault injected"}
-		} else {
-			a = s.process(api, env.CommonIn, env.Req)
-		}
-	}
-	s.mu.Lock()
-	s.stats.Results[fmt.Sprintf("%s:%d", api, a.code)]++
-	s.mu.Unlock()
-	if faulty && f.AfterProcess {
-		if f.Reset {
-			reset(w)
-			return
-		}
-		if f.Status != 0 {
-			http.Error(w, "fault injected after processing", f.Status)
-			return
-		}
-	}
-	out := map[string]any{"commonOut": map[string]any{"requestId": requestID, "resultCode": a.code, "errMsg": a.msg}}
-	if a.rsp != nil {
-		out["rsp"] = a.rsp
-	}
-	writeJSON(w, out)
-}
-
-func str(m map[string]any, k string) string {
-	switch v := m[k].(type) {
-	case string:
-		return v
-	case json.Number:
-		return v.String()
-	case nil:
-		return ""
-	default:
-		return fmt.Sprint(v)
-	}
-}
-
-func (s *Server) process(api string, commonIn, req map[string]any) answer {
-	if commonIn == nil {
-		return answer{code: 10003, msg: "请求参数 commonIn 不能为空"}
-	}
-	if req == nil {
-		return answer{code: 10002, msg: "请求参数 req 不能为空"}
-	}
-	text := sign.Text(commonIn, req)
-	if got := str(commonIn, "sign"); got != sign.Sign(text, s.cfg.AppSecret) {
-		return answer{code: 21006, msg: "签名错误"}
-	}
-	requestID := str(commonIn, "requestId")
-	if requestID == "" || len(requestID) > 512 {
-		return answer{code: 10037, msg: "requestId 字段长度超出限制（512byte）"}
-	}
-	now := s.cfg.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.seenIDs[requestID] {
-		s.stats.Duplicates++
-		return answer{code: 10054, msg: "重复请求"}
-	}
-	if api == "getAppToken" {
-		if str(req, "appId") != s.cfg.AppID {
-			return answer{code: 21002, msg: "非法 appId 或 appSecret"}
-		}
-		s.seenIDs[requestID] = true
-		if s.token != "" {
-			s.oldTokens[s.token] = true
-		}
-		var b [16]byte
-		_, _ = rand.Read(b[:])
-		s.token, s.tokenExp = hex.EncodeToString(b[:]), now.Add(s.cfg.TokenTTL)
-		s.stats.Tokens++
-		return answer{rsp: map[string]any{"appToken": s.token, "expiresIn": int(s.cfg.TokenTTL / time.Second)}}
-	}
-	tok := str(commonIn, "appToken")
-	switch {
-	case tok == "":
-		return answer{code: 21001, msg: "appToken 不能为空"}
-	case tok != s.token || s.oldTokens[tok]:
-		return answer{code: 21004, msg: "非法 appToken 或 hospitalId"}
-	case now.After(s.tokenExp):
-		return answer{code: 21003, msg: "appToken 超时"}
-	case str(commonIn, "hospitalId") != s.cfg.HospitalID:
-		return answer{code: 21005, msg: "无权操作该医院 ID"}
-	}
-	s.seenIDs[requestID] = true
-	switch api {
-	case "getHealthCardByQRCode":
-		c, a := s.lookup(str(req, "qrCodeText"), now)
-		if a.code != 0 {
-			return a
-		}
-		return answer{rsp: map[string]any{"card": map[string]any{
-			"qrCodeText": str(req, "qrCodeText"), "name": c.Name, "gender": c.Gender, "nation": c.Nation, "birthday": c.Birthday,
-			"idNumber": c.IDNumber, "idType": c.IDType, "address": c.Address, "phone1": c.Phone, "phid": c.PHID,
-			"healthCardId": c.HealthCardID, "adminExt": "{}",
-		}}}
-	case "verifyQRCode":
-		for _, k := range []string{"qrCodeText", "terminalId", "time", "medicalStep", "useCityCode", "useCityName", "hospitalCode", "hospitalName"} {
-			if str(req, k) == "" {
-				return answer{code: 10042, msg: "参数错误: " + k}
-			}
-		}
-		if _, err := time.Parse("2006-01-02 15:04:05", str(req, "time")); err != nil {
-			return answer{code: 10036, msg: "时间格式错误"}
-		}
-		text := str(req, "qrCodeText")
-		if !strings.Contains(text, ":0:") {
-			return answer{code: 10009, msg: "健康卡授权码不合法"}
-		}
-		c, a := s.lookup(text, now)
-		if a.code != 0 {
-			return a
-		}
-		return answer{rsp: map[string]any{
-			"address": c.Address, "birthday": c.Birthday, "gender": c.Gender, "healthCardId": c.HealthCardID,
-			"idNumber": c.IDNumber, "idType": c.IDType, "name": c.Name, "nation": c.Nation, "phid": c.PHID, "phone": c.Phone,
-		}}
-	case "reportHISData":
-		for _, k := range []string{"time", "hospitalId", "scene", "cardType", "cardChannel"} {
-			if str(req, k) == "" {
-				return answer{code: 10042, msg: "参数错误: " + k}
-			}
-		}
-		if str(req, "cardType") == "11" && str(req, "qrCodeText") == "" {
-			return answer{code: 10018, msg: "二维码不能为空"}
-		}
-		s.stats.Reports = append(s.stats.Reports, Report{API: api, RequestID: requestID, Req: flatten(req)})
-		return answer{}
-	case "bindCardRelation":
-		if str(req, "patid") == "" {
-			return answer{code: 10033, msg: "患者 ID 不能为空"}
-		}
-		if _, a := s.lookup(str(req, "qrCodeText"), now); a.code != 0 {
-			return a
-		}
-		s.stats.Reports = append(s.stats.Reports, Report{API: api, RequestID: requestID, Req: flatten(req)})
-		return answer{rsp: map[string]any{"result": true}}
-	}
-	return answer{code: 10042, msg: "参数错误: unknown API " + api}
-}
-
-func flatten(m map[string]any) map[string]string {
-	out := make(map[string]string, len(m))
-	for k := range m {
-		out[k] = str(m, k)
-	}
-	return out
-}
-
-// lookup finds the card of a static or dynamic code. Called with s.mu held.
-func (s *Server) lookup(text string, now time.Time) (Card, answer) {
-	if text == "" {
-		return Card{}, answer{code: 10018, msg: "二维码不能为空"}
-	}
-	id, rest, ok := strings.Cut(text, ":")
-	if !ok || (rest != "1" && !strings.HasPrefix(rest, "1::") && !strings.HasPrefix(rest, "0:")) {
-		return Card{}, answer{code: 10020, msg: "二维码识别失败"}
-	}
-	c, known := s.cards[id]
-	if !known {
-		return Card{}, answer{code: -10019, msg: "健康卡不存在"}
-	}
-	if strings.HasPrefix(rest, "0:") && text != c.DynamicQRCodeText {
-		exp, minted := s.dynamic[text]
-		if !minted || now.After(exp) {
-			return Card{}, answer{code: 10008, msg: "健康卡授权码不存在"}
-		}
-	}
-	return c, answer{}
 }

@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-
-	"scanagent/internal/verify/sm4"
 )
 
 // SKMConfig configures the fake Su Kang Code endpoint. It implements the
@@ -83,44 +81,44 @@ func (s *Server) serveSKM(w http.ResponseWriter, r *http.Request) {
 		answer(400, "body invalid", nil)
 		return
 	}
-	var card Card
-	var level string
-	if api == "skmScanVerify" {
-		u, err := url.Parse(body["url"])
-		if err != nil || !strings.HasSuffix(u.Hostname(), "jszwfw.gov.cn") {
-			answer(112, "非苏康码", nil)
-			return
-		}
-		t := u.Query().Get("t")
-		if t == "EXPIRED" {
-			answer(111, "二维码已过期", nil)
-			return
-		}
-		e, ok := s.cfg.SKM.Levels[t]
-		if !ok || e.Card >= len(s.cfg.Cards) {
-			answer(112, "非苏康码", nil)
-			return
-		}
-		card, level = s.cfg.Cards[e.Card], e.Level
-	} else {
-		found := false
-		for _, c := range s.cfg.Cards {
-			if c.IDNumber == body["papersnumber"] {
-				card, level, found = c, "green", true
-			}
-		}
-		if !found {
-			answer(112, "无此人员", nil)
-			return
-		}
+	card, level, code, msg := s.skmLookup(api, body)
+	if code != 0 {
+		answer(code, msg, nil)
+		return
 	}
 	tip := map[string]string{"green": "绿色: 通行", "yellow": "黄色: 请核验", "red": "红色: 禁止通行"}[level]
 	answer(0, "ok", map[string]any{"res": map[string]string{"name": card.Name, "phone": card.Phone, "idcardNo": card.IDNumber, "level": level}, "tip": tip})
 }
 
+// skmLookup finds the person of a scan (the code's URL) or of an ID
+// number, or the retcode and message refusing it.
+func (s *Server) skmLookup(api string, body map[string]string) (Card, string, int, string) {
+	if api != "skmScanVerify" {
+		for _, c := range s.cfg.Cards {
+			if c.IDNumber == body["papersnumber"] {
+				return c, "green", 0, ""
+			}
+		}
+		return Card{}, "", 112, "无此人员"
+	}
+	u, err := url.Parse(body["url"])
+	if err != nil || !strings.HasSuffix(u.Hostname(), "jszwfw.gov.cn") {
+		return Card{}, "", 112, "非苏康码"
+	}
+	t := u.Query().Get("t")
+	if t == "EXPIRED" {
+		return Card{}, "", 111, "二维码已过期"
+	}
+	e, ok := s.cfg.SKM.Levels[t]
+	if !ok || e.Card >= len(s.cfg.Cards) {
+		return Card{}, "", 112, "非苏康码"
+	}
+	return s.cfg.Cards[e.Card], e.Level, 0, ""
+}
+
 func (s *Server) skmBlock() (cipher.Block, error) {
 	if s.cfg.SKM.Cipher == "sm4-ecb" {
-		return sm4.NewCipher([]byte(s.cfg.SKM.Key))
+		return newSM4([]byte(s.cfg.SKM.Key))
 	}
 	return aes.NewCipher([]byte(s.cfg.SKM.Key))
 }
