@@ -27,6 +27,11 @@ type Stats struct {
 	PausedUntil  map[string]time.Time `json:"pausedUntil,omitempty"`
 	Alerts       []string             `json:"alerts,omitempty"`
 	FileSize     int64                `json:"fileSize"`
+	// Recovery is set when the file was found damaged at open and
+	// salvaged (an alarm until the agent restarts).
+	Recovery *Recovery `json:"recovery,omitempty"`
+	// Space: whether the disk is full and new records are refused.
+	Space Space `json:"space"`
 }
 
 // Depth is the number of pending records.
@@ -57,7 +62,12 @@ func (q *Queue) Stats() Stats {
 			s.PausedUntil[k] = v
 		}
 	}
+	if q.recovery != nil {
+		r := *q.recovery
+		s.Recovery = &r
+	}
 	q.mu.Unlock()
+	s.Space = q.spaceStats()
 	q.dbMu.RLock()
 	defer q.dbMu.RUnlock()
 	_ = q.db.View(func(tx *bolt.Tx) error {
@@ -230,43 +240,38 @@ func (q *Queue) Purge(dead bool) (int, error) {
 }
 
 // Compact rewrites the file without its free pages (after an outage
-// drained, bbolt keeps the high-water size) and swaps it in atomically.
+// drained, bbolt keeps the high-water size) and swaps it in with a single
+// atomic rename: the copy is complete and fsynced as <path>.new first, so
+// a crash at any step leaves either the old file or the new one at
+// <path>, each whole (a leftover .new is removed at the next open).
 // Enqueue and delivery wait while it runs.
 func (q *Queue) Compact() (before, after int64, err error) {
 	q.dbMu.Lock()
 	defer q.dbMu.Unlock()
-	path := q.o.Path
+	path, tmp := q.o.Path, q.o.Path+".new"
 	if st, err := os.Stat(path); err == nil {
 		before = st.Size()
 	}
-	tmp := path + ".compact"
-	os.Remove(tmp)
-	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
-	if err != nil {
-		return before, before, fmt.Errorf("compact: %w", err)
-	}
-	if err := bolt.Compact(dst, q.db, 64<<20); err != nil {
-		dst.Close()
+	if err := q.compactCopy(tmp); err != nil {
 		os.Remove(tmp)
 		return before, before, fmt.Errorf("compact: %w", err)
 	}
-	if err := dst.Sync(); err != nil {
-		dst.Close()
-		os.Remove(tmp)
-		return before, before, fmt.Errorf("compact: %w", err)
+	if err := q.compactStep("copied"); err != nil {
+		return before, before, err
 	}
-	dst.Close()
 	if err := q.db.Close(); err != nil {
 		return before, before, fmt.Errorf("compact: close: %w", err)
 	}
-	old := path + ".old"
-	swapErr := os.Rename(path, old)
-	if swapErr == nil {
-		if swapErr = os.Rename(tmp, path); swapErr != nil {
-			_ = os.Rename(old, path)
-		}
+	if err := q.compactStep("closed"); err != nil {
+		return before, before, err
 	}
-	syncDir(dirOf(path))
+	swapErr := os.Rename(tmp, path)
+	if swapErr == nil {
+		if err := q.compactStep("renamed"); err != nil {
+			return before, before, err
+		}
+		syncDir(dirOf(path))
+	}
 	db, err := q.tryOpen()
 	if err != nil {
 		return before, before, fmt.Errorf("compact: reopen: %w", errors.Join(swapErr, err))
@@ -276,11 +281,32 @@ func (q *Queue) Compact() (before, after int64, err error) {
 		os.Remove(tmp)
 		return before, before, fmt.Errorf("compact: swap: %w", swapErr)
 	}
-	os.Remove(old)
 	if st, err := os.Stat(path); err == nil {
 		after = st.Size()
 	}
 	return before, after, nil
+}
+
+// compactCopy writes the compacted copy of the open file to tmp, fsynced.
+func (q *Queue) compactCopy(tmp string) error {
+	os.Remove(tmp)
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return err
+	}
+	if err := bolt.Compact(dst, q.db, 64<<20); err != nil {
+		dst.Close()
+		return err
+	}
+	return errors.Join(dst.Sync(), dst.Close())
+}
+
+// compactStep runs the test hook after a step of Compact.
+func (q *Queue) compactStep(step string) error {
+	if q.compactHook == nil {
+		return nil
+	}
+	return q.compactHook(step)
 }
 
 func syncDir(dir string) {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -59,8 +60,16 @@ func (q *Queue) kinds() []string {
 	return out
 }
 
-// batchSize is how many records one round reads, marks and sends.
-func (q *Queue) batchSize() int { return q.o.Concurrency * 16 }
+// batchSize is how many records one round reads, marks and sends; while
+// the disk is full, few, so that a round fits the reserve.
+func (q *Queue) batchSize() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.space.full {
+		return q.o.Concurrency
+	}
+	return q.o.Concurrency * 16
+}
 
 func (q *Queue) deliverKind(ctx context.Context, s Sender, kind string) {
 	log := q.o.Log.With().Str("kind", kind).Logger()
@@ -97,32 +106,50 @@ func (q *Queue) deliverKind(ctx context.Context, s Sender, kind string) {
 			}
 			continue
 		}
-		if err := q.markInFlight(kind, recs); err != nil {
-			log.Error().Err(err).Msg("outbox write failed; delivery waits")
+		if recs, err = q.markRound(kind, recs); err != nil {
+			writeFailed(log, err).Msg("outbox write failed; delivery waits")
 			if !sleepCtx(ctx, time.Second) {
 				return
 			}
 			continue
 		}
-		verdicts := make([]Verdict, len(recs))
-		sem := make(chan struct{}, q.o.Concurrency)
-		var wg sync.WaitGroup
-		for i := range recs {
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				verdicts[i] = s.Send(ctx, kind, recs[i].Payload, recs[i].RequestID)
-			}()
-		}
-		wg.Wait()
-		if err := q.settle(kind, recs, verdicts); err != nil {
+		verdicts := q.sendAll(ctx, s, kind, recs)
+		if err := q.spaceRetry(func() error { return q.settle(kind, recs, verdicts) }); err != nil {
 			// The in-flight marks are on disk: a later round (or a restart)
 			// retries with the same requestIds. Nothing is lost.
-			log.Error().Err(err).Msg("outbox settle failed")
+			writeFailed(log, err).Msg("outbox settle failed")
 			sleepCtx(ctx, time.Second)
+			continue
 		}
+		q.restoreReserve()
 	}
+}
+
+// sendAll sends recs, Concurrency at a time, and returns the verdicts.
+func (q *Queue) sendAll(ctx context.Context, s Sender, kind string, recs []Record) []Verdict {
+	verdicts := make([]Verdict, len(recs))
+	sem := make(chan struct{}, q.o.Concurrency)
+	var wg sync.WaitGroup
+	for i := range recs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			verdicts[i] = s.Send(ctx, kind, recs[i].Payload, recs[i].RequestID)
+		}()
+	}
+	wg.Wait()
+	return verdicts
+}
+
+// writeFailed is the log event of a failed delivery write: an error, but
+// for lack of space a debug line (the full state is logged once, when it
+// begins, and shows in Stats).
+func writeFailed(log zerolog.Logger, err error) *zerolog.Event {
+	if isNoSpace(err) {
+		return log.Debug().Err(err)
+	}
+	return log.Error().Err(err)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -201,15 +228,19 @@ func (q *Queue) put(b *bolt.Bucket, rec *Record) (int64, error) {
 // attempt will use, flagged unknown: if the agent dies mid-send, the retry
 // after restart reuses it and the platform answers 10054 instead of
 // counting the report twice.
+// recs are updated only once the marks are committed, so a failed mark
+// can be tried again with the same recs.
 func (q *Queue) markInFlight(kind string, recs []Record) error {
 	q.dbMu.RLock()
 	defer q.dbMu.RUnlock()
 	var delta int64
+	marked := make([]Record, len(recs))
 	err := q.db.Update(func(tx *bolt.Tx) error {
 		delta = 0
+		copy(marked, recs)
 		b := tx.Bucket([]byte(kindPrefix + kind))
-		for i := range recs {
-			r := &recs[i]
+		for i := range marked {
+			r := &marked[i]
 			old := int64(len(b.Get(seqKey(r.Seq))) + 8)
 			r.reused = r.Unknown
 			if !r.Unknown {
@@ -226,11 +257,24 @@ func (q *Queue) markInFlight(kind string, recs []Record) error {
 		return adjust(tx.Bucket(bucketMeta), kind, 0, delta)
 	})
 	if err == nil {
+		copy(recs, marked)
 		q.mu.Lock()
 		q.bytes[kind] += delta
 		q.mu.Unlock()
 	}
 	return err
+}
+
+// markRound marks recs in flight. Short of space it releases the
+// reserve, and if even that is not enough, marks the first record alone:
+// one record's round needs the fewest pages and frees some.
+func (q *Queue) markRound(kind string, recs []Record) ([]Record, error) {
+	err := q.spaceRetry(func() error { return q.markInFlight(kind, recs) })
+	if isNoSpace(err) && len(recs) > 1 {
+		recs = recs[:1]
+		err = q.markInFlight(kind, recs)
+	}
+	return recs, err
 }
 
 // backoff is exponential from RetryMin to RetryMax with ±50% jitter.

@@ -5,6 +5,11 @@
 // attempt's outcome is unknown (timeout, crash mid-send) its requestId is
 // kept for every retry until the platform accepts it, answers 10054 or
 // refuses it, so a report is never counted twice.
+// Open verifies the file first: a damaged one is moved aside and every
+// record still readable in it copied into a fresh one (open.go,
+// salvage.go). A full disk refuses new records while delivery goes on
+// and frees space, using a reserve kept in the file (space.go).
+// Compaction swaps files with one atomic rename.
 // It is the agent's only durable state. It does not import other stages: it
 // consumes a Sender.
 package queue
@@ -15,13 +20,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Outcome is the result of one delivery attempt.
@@ -79,12 +82,19 @@ type Options struct {
 	Key []byte
 	// OpenTimeout bounds waiting for the file lock (another process).
 	OpenTimeout time.Duration
+	// VerifyTimeout bounds the verification of the file at open (0: 10s;
+	// negative: no verification); see defaultVerifyTimeout.
+	VerifyTimeout time.Duration
 	// MaxFileSize caps the file (0: no cap). A write that would grow it
 	// past the cap fails like a full disk does; tests use it for that.
 	MaxFileSize int
-	ReadOnly    bool
-	Log         zerolog.Logger
-	Now         func() time.Time
+	// Reserve is the space kept in the file for delivery when the disk is
+	// full (0: 1 MiB, or an eighth of MaxFileSize; negative: none); see
+	// space.go.
+	Reserve  int
+	ReadOnly bool
+	Log      zerolog.Logger
+	Now      func() time.Time
 }
 
 var (
@@ -128,6 +138,14 @@ type Queue struct {
 	commits  int64 // write transactions of the committer (tests, metrics)
 	// needCount: the file had no persisted counters; load walked it.
 	needCount bool
+	// recovery: the file was damaged at open and salvaged.
+	recovery *Recovery
+	// partial: verification at open stopped at its deadline.
+	partial bool
+	space   spaceState
+	// compactHook, when set (tests), runs after each step of Compact; an
+	// error stops Compact there, as a crash would.
+	compactHook func(step string) error
 }
 
 type enqueueReq struct {
@@ -140,205 +158,6 @@ type enqueueReq struct {
 type enqueueRes struct {
 	seq uint64
 	err error
-}
-
-// Open opens (or creates) the outbox at o.Path. A file held by another
-// process fails after OpenTimeout with a clear message; a corrupt file is
-// moved aside to <path>.corrupt-<time>, a fresh one is created and an alert
-// is raised.
-func Open(o Options) (*Queue, error) {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.OpenTimeout == 0 {
-		o.OpenTimeout = 2 * time.Second
-	}
-	if o.Concurrency < 1 {
-		o.Concurrency = 4
-	}
-	if o.RetryMin <= 0 {
-		o.RetryMin = time.Second
-	}
-	if o.RetryMax < o.RetryMin {
-		o.RetryMax = o.RetryMin
-	}
-	if o.MaxRecords <= 0 {
-		o.MaxRecords = 1_000_000
-	}
-	if o.MaxBytes <= 0 {
-		o.MaxBytes = 256 << 20
-	}
-	s, err := newSealer(o.Key)
-	if err != nil {
-		return nil, err
-	}
-	q := &Queue{o: o, sealer: s, reqs: make(chan *enqueueReq, 1024), closing: make(chan struct{}),
-		pending: map[string]int{}, bytes: map[string]int64{}, counters: map[string]int64{}, lastErr: map[string]string{},
-		paused: map[string]time.Time{}, notify: map[string]chan struct{}{}}
-	if err := q.openFile(); err != nil {
-		return nil, err
-	}
-	if !o.ReadOnly {
-		q.committer.Add(1)
-		go q.commitLoop()
-	}
-	return q, nil
-}
-
-func (q *Queue) openFile() error {
-	if q.o.ReadOnly {
-		if _, err := os.Stat(q.o.Path); errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("no outbox at %s (the agent has not run with this configuration yet)", q.o.Path)
-		}
-	} else {
-		if err := os.MkdirAll(dirOf(q.o.Path), 0o750); err != nil {
-			return fmt.Errorf("outbox directory: %w", err)
-		}
-	}
-	db, err := q.tryOpen()
-	if err == nil {
-		q.db = db
-		return nil
-	}
-	if errors.Is(err, berrors.ErrTimeout) {
-		return fmt.Errorf("outbox %s is locked by another process (is another scanagent running on this file?)", q.o.Path)
-	}
-	if !isCorrupt(err) || q.o.ReadOnly {
-		return fmt.Errorf("open outbox %s: %w", q.o.Path, err)
-	}
-	aside := fmt.Sprintf("%s.corrupt-%s", q.o.Path, q.o.Now().Format("20060102-150405"))
-	if rerr := os.Rename(q.o.Path, aside); rerr != nil {
-		return fmt.Errorf("outbox %s is corrupt (%v) and could not be moved aside: %w", q.o.Path, err, rerr)
-	}
-	msg := fmt.Sprintf("outbox file was corrupt (%v); moved aside to %s and started empty: records in it need manual recovery", err, aside)
-	q.alert(msg)
-	q.o.Log.Error().Str("path", q.o.Path).Str("movedTo", aside).Err(err).Msg("outbox corrupt: moved aside, starting with a fresh file")
-	db, err = q.tryOpen()
-	if err != nil {
-		return fmt.Errorf("open fresh outbox %s: %w", q.o.Path, err)
-	}
-	q.db = db
-	return nil
-}
-
-type corruptError struct{ cause any }
-
-func (e corruptError) Error() string { return fmt.Sprintf("corrupt file: %v", e.cause) }
-
-func isCorrupt(err error) bool {
-	var ce corruptError
-	return errors.As(err, &ce) || errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) ||
-		errors.Is(err, berrors.ErrVersionMismatch) || errors.Is(err, berrors.ErrInvalidMapping) || errors.Is(err, errCorruptRecord)
-}
-
-// tryOpen opens the file and loads the counters by walking every record,
-// which also proves the pages readable; bbolt panics on some corruptions,
-// and those become errors here.
-func (q *Queue) tryOpen() (db *bolt.DB, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			if db != nil {
-				db.Close()
-			}
-			db, err = nil, corruptError{r}
-		}
-	}()
-	db, err = bolt.Open(q.o.Path, 0o600, &bolt.Options{Timeout: q.o.OpenTimeout, FreelistType: bolt.FreelistMapType, ReadOnly: q.o.ReadOnly, MaxSize: q.o.MaxFileSize})
-	if err != nil {
-		return nil, err
-	}
-	if !q.o.ReadOnly {
-		if err := db.Update(func(tx *bolt.Tx) error {
-			fresh := tx.Bucket(bucketMeta) == nil
-			for _, b := range [][]byte{bucketMeta, bucketDead, bucketIdem} {
-				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-					return err
-				}
-			}
-			if fresh {
-				return tx.Bucket(bucketMeta).Put([]byte(keyCounted), []byte{1})
-			}
-			return nil
-		}); err != nil {
-			db.Close()
-			return nil, err
-		}
-	}
-	if err := db.View(q.load); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if q.needCount && !q.o.ReadOnly {
-		if err := db.Update(q.storeCounts); err != nil {
-			db.Close()
-			return nil, err
-		}
-		q.needCount = false
-	}
-	return db, nil
-}
-
-// load reads the counters. They are kept in the meta bucket, updated in
-// the same transactions as the records, so opening does not walk (and page
-// in) every record; a file without them is walked once.
-func (q *Queue) load(tx *bolt.Tx) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.pending, q.bytes, q.dead = map[string]int{}, map[string]int64{}, 0
-	meta := tx.Bucket(bucketMeta)
-	if meta == nil {
-		return nil
-	}
-	for _, k := range counterKeys {
-		q.counters[k] = getCounter(meta, k)
-	}
-	if meta.Get([]byte(keyCounted)) != nil {
-		q.dead = int(getCounter(meta, keyDeadN))
-		c := meta.Cursor()
-		for k, _ := c.Seek([]byte("n:")); k != nil && strings.HasPrefix(string(k), "n:"); k, _ = c.Next() {
-			kind := string(k[2:])
-			q.pending[kind] = int(getCounter(meta, "n:"+kind))
-			q.bytes[kind] = getCounter(meta, "b:"+kind)
-		}
-		return nil
-	}
-	q.needCount = true
-	return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-		switch {
-		case string(name) == string(bucketDead):
-			q.dead = b.Stats().KeyN
-		case len(name) > len(kindPrefix) && string(name[:len(kindPrefix)]) == kindPrefix:
-			kind := string(name[len(kindPrefix):])
-			return b.ForEach(func(k, v []byte) error {
-				if len(k) != 8 {
-					return errCorruptRecord
-				}
-				q.pending[kind]++
-				q.bytes[kind] += int64(len(k) + len(v))
-				return nil
-			})
-		}
-		return nil
-	})
-}
-
-// storeCounts writes walked counters into meta (first open of a file).
-func (q *Queue) storeCounts(tx *bolt.Tx) error {
-	meta := tx.Bucket(bucketMeta)
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for kind, n := range q.pending {
-		if err := setCounter(meta, "n:"+kind, int64(n)); err != nil {
-			return err
-		}
-		if err := setCounter(meta, "b:"+kind, q.bytes[kind]); err != nil {
-			return err
-		}
-	}
-	if err := setCounter(meta, keyDeadN, int64(q.dead)); err != nil {
-		return err
-	}
-	return meta.Put([]byte(keyCounted), []byte{1})
 }
 
 // adjust moves the persisted counters of kind by dn records and db bytes.
@@ -463,6 +282,12 @@ func (q *Queue) commitLoop() {
 }
 
 func (q *Queue) commit(batch []*enqueueReq) {
+	if err := q.admit(len(batch)); err != nil {
+		for _, r := range batch {
+			r.done <- enqueueRes{err: err}
+		}
+		return
+	}
 	res := make([]enqueueRes, len(batch))
 	type dropped struct {
 		kind string
@@ -555,11 +380,12 @@ func (q *Queue) commit(batch []*enqueueReq) {
 	if err != nil {
 		// Nothing of this transaction is stored (disk full, I/O error):
 		// every producer hears so; the queue keeps running.
-		q.o.Log.Error().Err(err).Int("records", len(batch)).Msg("outbox commit failed; records refused")
+		err = q.commitFailed(err, len(batch))
 		for i := range res {
-			res[i] = enqueueRes{err: fmt.Errorf("%w: cannot write the outbox: %v", ErrFull, err)}
+			res[i] = enqueueRes{err: err}
 		}
 	} else {
+		q.wrote()
 		q.mu.Lock()
 		q.commits++
 		for k, n := range added {
@@ -674,6 +500,9 @@ func (q *Queue) Close() error {
 		q.dbMu.Lock()
 		err = q.db.Close()
 		q.dbMu.Unlock()
+		if err == nil && q.partial {
+			os.Remove(q.o.Path + ".unverified")
+		}
 	})
 	return err
 }
