@@ -1,19 +1,12 @@
 package his
 
 import (
-	"bytes"
 	"context"
-	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -28,13 +21,35 @@ var statusPage []byte
 // APIOptions configures the local API.
 type APIOptions struct {
 	// AllowedOrigins are the browser origins (scheme://host:port) allowed
-	// to call the API and open WebSockets; others get 403.
+	// to call the API and open WebSockets with CORS; other origins need the
+	// token, even from this machine.
 	AllowedOrigins []string
-	// Token is required from peers that are not on this machine.
+	// AllowedHosts are further names (or addresses) the Host header may
+	// carry, beyond loopback and this machine's own names and addresses:
+	// e.g. a DNS alias the HIS uses for this terminal. Any other Host gets
+	// 403 (DNS-rebinding defence), whatever the binding.
+	AllowedHosts []string
+	// Token is required from peers that are not on this machine, and from
+	// browser origins not in AllowedOrigins.
 	Token string
-	// LoopbackOnly makes the API check the Host header against loopback
-	// names (DNS-rebinding defence) — set when bound to loopback.
+	// Deprecated: ignored. The Host check runs on every binding.
 	LoopbackOnly bool
+	// MaxStreamClients caps WebSocket, SSE and long-poll clients together;
+	// beyond it the API answers 503 with Retry-After. 0 means 64.
+	MaxStreamClients int
+	// CheckQRCode reports whether text is a dynamic e-Health Card code, or
+	// an error when it is no e-Health Card code; nil: a built-in shape check.
+	CheckQRCode func(text string) (dynamic bool, err error)
+	// CheckIDNumber validates a resident ID number (GB 11643); nil: a
+	// built-in check of the length and check digit.
+	CheckIDNumber func(number string) error
+	// DefaultDepartment fills a usage report that names none (the recorder
+	// would fill the same); a scene that needs a department (guide §3.2.7)
+	// is refused without one only when this is empty too.
+	DefaultDepartment string
+	// MachineHosts returns this machine's names and addresses, read once by
+	// NewAPI; nil: os.Hostname and net.InterfaceAddrs. For tests.
+	MachineHosts func() []string
 	Recorder     UsageRecorder
 	// Status returns the agent's state for /v1/status; the API adds its own.
 	Status func() map[string]any
@@ -50,8 +65,11 @@ type APIOptions struct {
 
 // API is the local HTTP/WebSocket/SSE API and a Sink.
 type API struct {
-	o   APIOptions
-	hub *hub
+	o     APIOptions
+	hub   *hub
+	hosts hostSet
+	keys  *idemKeys
+	rlog  *limitedLog
 }
 
 var _ Sink = (*API)(nil)
@@ -64,7 +82,14 @@ func NewAPI(o APIOptions) *API {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &API{o: o, hub: newHub(o.Keep)}
+	if o.MaxStreamClients <= 0 {
+		o.MaxStreamClients = 64
+	}
+	if o.MachineHosts == nil {
+		o.MachineHosts = machineHosts
+	}
+	return &API{o: o, hub: newHub(o.Keep), hosts: newHostSet(o.MachineHosts(), o.AllowedHosts), keys: newIdemKeys(),
+		rlog: newLimitedLog(o.Log, o.Now)}
 }
 
 // SetRecorder sets where usage reports and bindings go (the outbox opens
@@ -131,75 +156,6 @@ type apiError struct {
 	Fields map[string]string `json:"fields,omitempty"`
 }
 
-func isLoopbackAddr(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host = hostport
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
-}
-
-func (a *API) originAllowed(origin string) bool {
-	for _, o := range a.o.AllowedOrigins {
-		if strings.EqualFold(strings.TrimRight(o, "/"), origin) {
-			return true
-		}
-	}
-	return false
-}
-
-func (a *API) tokenOK(r *http.Request) bool {
-	if a.o.Token == "" {
-		return false
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		got = r.URL.Query().Get("access_token") // WebSocket and EventSource cannot set headers
-	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(a.o.Token)) == 1
-}
-
-// guard applies the API's security rules: a Host check against DNS
-// rebinding when bound to loopback; browsers only from allowed origins
-// (CORS answered for those alone); peers beyond this machine only with the
-// bearer token; bodies capped.
-func (a *API) guard(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.o.LoopbackOnly && !isLoopbackAddr(r.Host) {
-			writeJSON(w, http.StatusForbidden, apiError{Error: "host not allowed"})
-			return
-		}
-		if origin := r.Header.Get("Origin"); origin != "" {
-			if !a.originAllowed(origin) {
-				a.o.Log.Warn().Str("origin", origin).Str("path", r.URL.Path).Msg("request from a browser origin not in his.api.allowed_origins refused")
-				writeJSON(w, http.StatusForbidden, apiError{Error: "origin not allowed: add it to his.api.allowed_origins"})
-				return
-			}
-			h := w.Header()
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Add("Vary", "Origin")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key")
-			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-			h.Set("Access-Control-Max-Age", "600")
-			if r.Method == http.MethodOptions {
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
-		}
-		if !isLoopbackAddr(r.RemoteAddr) && !a.tokenOK(r) && r.URL.Path != "/healthz" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="scanagent"`)
-			writeJSON(w, http.StatusUnauthorized, apiError{Error: "a bearer token is required from other machines"})
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		next.ServeHTTP(w, r)
-	})
-}
-
 func (a *API) serveStatus(w http.ResponseWriter, r *http.Request) {
 	st := map[string]any{}
 	if a.o.Status != nil {
@@ -233,7 +189,10 @@ func (a *API) serveNext(w http.ResponseWriter, r *http.Request) {
 		}
 		timeout = d
 	}
-	s := a.hub.subscribe()
+	s := a.subscribe(w, r)
+	if s == nil {
+		return
+	}
 	defer a.hub.unsubscribe(s)
 	t := time.NewTimer(timeout)
 	defer t.Stop()
@@ -254,13 +213,16 @@ func (a *API) serveSSE(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
+	s := a.subscribe(w, r)
+	if s == nil {
+		return
+	}
+	defer a.hub.unsubscribe(s)
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{})
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
-	s := a.hub.subscribe()
-	defer a.hub.unsubscribe(s)
 	io.WriteString(w, "retry: 2000\n: scanagent events\n\n")
 	fl.Flush()
 	ping := time.NewTicker(20 * time.Second)
@@ -282,16 +244,20 @@ func (a *API) serveSSE(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) serveWS(w http.ResponseWriter, r *http.Request) {
-	// guard has already checked the Origin against the allowlist; the
-	// library's own same-host check would refuse the allowed origins.
+	s := a.subscribe(w, r)
+	if s == nil {
+		return
+	}
+	defer a.hub.unsubscribe(s)
+	// guard has already checked the Origin against the allowlist (or the
+	// token); the library's own same-host check would refuse the allowed
+	// origins.
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return
 	}
 	defer c.CloseNow()
 	ctx := c.CloseRead(r.Context())
-	s := a.hub.subscribe()
-	defer a.hub.unsubscribe(s)
 	for {
 		select {
 		case m := <-s.ch:
@@ -310,135 +276,16 @@ func (a *API) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-var (
-	reDigits  = regexp.MustCompile(`^[0-9]{1,10}$`)
-	reChannel = regexp.MustCompile(`^[0-9]{4}$`)
-	reCard    = regexp.MustCompile(`^[0-9]{2}$`)
-)
-
-func decodeStrict(r *http.Request, v any) error {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return fmt.Errorf("body larger than %d bytes", mbe.Limit)
-		}
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("invalid JSON: %v", err)
-	}
-	if dec.More() {
-		return errors.New("invalid JSON: trailing data")
-	}
-	return nil
-}
-
-func (a *API) badRequest(w http.ResponseWriter, err error) {
-	status := http.StatusBadRequest
-	if strings.HasPrefix(err.Error(), "body larger") {
-		status = http.StatusRequestEntityTooLarge
-	}
-	writeJSON(w, status, apiError{Error: err.Error()})
-}
-
-// resolveScan fills a request's card fields from the scan it names.
-func (a *API) resolveScan(scanID string, fields map[string]string) (Event, bool) {
-	if scanID == "" {
-		return Event{}, false
-	}
-	e, ok := a.hub.find(scanID)
+// subscribe takes a place among the stream clients, or answers 503 and
+// returns nil when MaxStreamClients are connected.
+func (a *API) subscribe(w http.ResponseWriter, r *http.Request) *sub {
+	s, ok := a.hub.trySubscribe(a.o.MaxStreamClients)
 	if !ok {
-		fields["scanId"] = "unknown or too old (the agent keeps the last " + strconv.Itoa(a.o.Keep) + " scans): send qrCodeText instead"
-		return Event{}, false
+		w.Header().Set("Retry-After", "30")
+		a.refuse(w, r, causeStreamCap, http.StatusServiceUnavailable, fmt.Sprintf(
+			"too many streaming clients (his.api.max_stream_clients = %d): close one, or retry later", a.o.MaxStreamClients))
 	}
-	if e.Identity == nil {
-		fields["scanId"] = "that scan was refused: no card to report"
-		return Event{}, false
-	}
-	return e, true
-}
-
-func (a *API) serveUsage(w http.ResponseWriter, r *http.Request) {
-	var u Usage
-	if err := decodeStrict(r, &u); err != nil {
-		a.badRequest(w, err)
-		return
-	}
-	fields := map[string]string{}
-	u.IdempotencyKey = idempotencyKey(r, fields)
-	if e, ok := a.resolveScan(u.ScanID, fields); ok {
-		if strings.HasPrefix(e.Kind, "ehc_") && e.Identity.QRCodeText != "" {
-			u.QRCodeText = e.Identity.QRCodeText
-		} else if e.Identity.IDNumber != "" && e.Identity.Name != "" {
-			u.IDCardNumber, u.Name = e.Identity.IDNumber, e.Identity.Name
-		} else {
-			fields["scanId"] = "that scan carries neither an e-Health Card code nor an ID number with a name"
-		}
-	}
-	if u.CardType == "" {
-		u.CardType = "11"
-		if u.QRCodeText == "" {
-			u.CardType = "01"
-		}
-	}
-	switch {
-	case u.QRCodeText == "" && u.IDCardNumber == "" && fields["scanId"] == "":
-		fields["qrCodeText"] = "give scanId, qrCodeText, or idCardNumber and name"
-	case u.QRCodeText == "" && u.IDCardNumber != "" && u.Name == "":
-		fields["name"] = "required with idCardNumber"
-	case u.CardType == "11" && u.QRCodeText == "" && fields["scanId"] == "":
-		fields["qrCodeText"] = "required for cardType 11"
-	}
-	if !reDigits.MatchString(u.Scene) {
-		fields["scene"] = "required: a 用卡环节 code such as 010101"
-	}
-	if u.CardChannel != "" && !reChannel.MatchString(u.CardChannel) {
-		fields["cardChannel"] = "a 4-digit 用卡渠道 code such as 0100"
-	}
-	if !reCard.MatchString(u.CardType) {
-		fields["cardType"] = "a 2-digit 证件类型 code such as 11"
-	}
-	if u.Time != "" {
-		if _, err := time.Parse("2006-01-02 15:04:05", u.Time); err != nil {
-			fields["time"] = "format yyyy-MM-dd HH:mm:ss (China Standard Time)"
-		}
-	}
-	if len(fields) > 0 {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: "invalid request", Fields: fields})
-		return
-	}
-	a.record(w, r, func(ctx context.Context) (string, error) { return a.o.Recorder.RecordUsage(ctx, u) })
-}
-
-func (a *API) serveBind(w http.ResponseWriter, r *http.Request) {
-	var b Binding
-	if err := decodeStrict(r, &b); err != nil {
-		a.badRequest(w, err)
-		return
-	}
-	fields := map[string]string{}
-	b.IdempotencyKey = idempotencyKey(r, fields)
-	if e, ok := a.resolveScan(b.ScanID, fields); ok {
-		if !strings.HasPrefix(e.Kind, "ehc_") || e.Identity.QRCodeText == "" {
-			fields["scanId"] = "only e-Health Card scans can be bound"
-		} else {
-			b.QRCodeText = e.Identity.QRCodeText
-		}
-	}
-	if b.QRCodeText == "" && fields["scanId"] == "" {
-		fields["qrCodeText"] = "give scanId or qrCodeText"
-	}
-	if strings.TrimSpace(b.PatID) == "" || len(b.PatID) > 64 {
-		fields["patid"] = "required: the HIS patient id (at most 64 characters)"
-	}
-	if len(fields) > 0 {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: "invalid request", Fields: fields})
-		return
-	}
-	a.record(w, r, func(ctx context.Context) (string, error) { return a.o.Recorder.RecordBinding(ctx, b) })
+	return s
 }
 
 // serveReload reloads the configuration; only processes on this machine
@@ -457,33 +304,4 @@ func (a *API) serveReload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "reloading"})
-}
-
-// idempotencyKey reads the optional Idempotency-Key header.
-func idempotencyKey(r *http.Request, fields map[string]string) string {
-	k := r.Header.Get("Idempotency-Key")
-	if len(k) > 128 {
-		fields["Idempotency-Key"] = "at most 128 characters"
-	}
-	return k
-}
-
-// record answers 202 only once the record is durably queued.
-func (a *API) record(w http.ResponseWriter, r *http.Request, fn func(context.Context) (string, error)) {
-	if a.o.Recorder == nil {
-		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "no outbox: platform.mode is \"off\""})
-		return
-	}
-	id, err := fn(r.Context())
-	if err != nil {
-		status := http.StatusInternalServerError
-		if errors.Is(err, ErrQueueRefused) {
-			status = http.StatusServiceUnavailable
-			w.Header().Set("Retry-After", "60")
-		}
-		a.o.Log.Error().Err(err).Str("path", r.URL.Path).Msg("HIS record not queued")
-		writeJSON(w, status, apiError{Error: err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusAccepted, map[string]string{"id": id})
 }

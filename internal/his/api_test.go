@@ -84,8 +84,8 @@ func TestUsageAndBindInputs(t *testing.T) {
 		has              string
 	}{
 		{"by scanId", "/v1/usage", `{"scanId":"s1","scene":"010101","department":"内科"}`, 202, `"id":"1"`},
-		{"by qrCodeText", "/v1/usage", `{"qrCodeText":"X:1","scene":"0101051","cardChannel":"0200"}`, 202, `"id":"2"`},
-		{"by id and name", "/v1/usage", `{"idCardNumber":"432901198810228888","name":"龙小英","scene":"010101"}`, 202, `"id":"3"`},
+		{"by qrCodeText", "/v1/usage", `{"qrCodeText":"` + staticEvent.Identity.QRCodeText + `","scene":"0101051","cardChannel":"0200"}`, 202, `"id":"2"`},
+		{"by id and name", "/v1/usage", `{"idCardNumber":"432901198810228888","name":"龙小英","scene":"010105"}`, 202, `"id":"3"`},
 		{"bad json", "/v1/usage", `{"scene":`, 400, "invalid JSON"},
 		{"unknown field", "/v1/usage", `{"scanId":"s1","scene":"010101","sceen":"x"}`, 400, "unknown field"},
 		{"trailing", "/v1/usage", `{"scanId":"s1","scene":"010101"} {}`, 400, "trailing"},
@@ -95,7 +95,7 @@ func TestUsageAndBindInputs(t *testing.T) {
 		{"unknown scan", "/v1/usage", `{"scanId":"nope","scene":"010101"}`, 400, "unknown or too old"},
 		{"refused scan", "/v1/usage", `{"scanId":"refused","scene":"010101"}`, 400, "was refused"},
 		{"no card", "/v1/usage", `{"scene":"010101"}`, 400, `"qrCodeText"`},
-		{"id without name", "/v1/usage", `{"idCardNumber":"432901198810228888","scene":"010101"}`, 400, `"name"`},
+		{"id without name", "/v1/usage", `{"idCardNumber":"432901198810228888","scene":"010105"}`, 400, `"name"`},
 		{"oversized", "/v1/usage", `{"scanId":"s1","scene":"010101","department":"` + strings.Repeat("x", maxBody) + `"}`, 413, "larger than"},
 		{"bind by scan", "/v1/bind", `{"scanId":"s1","patid":"P001"}`, 202, `"id":"1"`},
 		{"bind no patid", "/v1/bind", `{"scanId":"s1"}`, 400, `"patid"`},
@@ -121,12 +121,12 @@ func TestUsageAndBindInputs(t *testing.T) {
 		t.Fatalf("usage by id: %+v", u)
 	}
 	rec.err = fmt.Errorf("%w: outbox full", ErrQueueRefused)
-	resp, body := do(t, "POST", srv.URL+"/v1/usage", `{"scanId":"s1","scene":"010101"}`, nil)
+	resp, body := do(t, "POST", srv.URL+"/v1/usage", `{"scanId":"s1","scene":"010105"}`, nil)
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "outbox full") {
 		t.Fatalf("queue full: %d %s", resp.StatusCode, body)
 	}
 	rec.err = errors.New("disk on fire")
-	if resp, _ := do(t, "POST", srv.URL+"/v1/usage", `{"scanId":"s1","scene":"010101"}`, nil); resp.StatusCode != 500 {
+	if resp, _ := do(t, "POST", srv.URL+"/v1/usage", `{"scanId":"s1","scene":"010105"}`, nil); resp.StatusCode != 500 {
 		t.Fatalf("other error: %d", resp.StatusCode)
 	}
 }
@@ -267,14 +267,14 @@ func TestSlowClientDisconnected(t *testing.T) {
 func TestIdempotencyKeyHeader(t *testing.T) {
 	_, rec, srv := newAPI(t)
 	hdr := map[string]string{"Idempotency-Key": "his-visit-42"}
-	if resp, _ := do(t, "POST", srv.URL+"/v1/bind", `{"qrCodeText":"X:1","patid":"P1"}`, hdr); resp.StatusCode != 202 {
+	if resp, _ := do(t, "POST", srv.URL+"/v1/bind", `{"qrCodeText":"`+staticEvent.Identity.QRCodeText+`","patid":"P1"}`, hdr); resp.StatusCode != 202 {
 		t.Fatal(resp.StatusCode)
 	}
 	if rec.bindings[0].IdempotencyKey != "his-visit-42" {
 		t.Fatalf("key not passed on: %+v", rec.bindings[0])
 	}
 	hdr["Idempotency-Key"] = strings.Repeat("k", 129)
-	if resp, body := do(t, "POST", srv.URL+"/v1/bind", `{"qrCodeText":"X:1","patid":"P1"}`, hdr); resp.StatusCode != 400 || !strings.Contains(body, "Idempotency-Key") {
+	if resp, body := do(t, "POST", srv.URL+"/v1/bind", `{"qrCodeText":"`+staticEvent.Identity.QRCodeText+`","patid":"P1"}`, hdr); resp.StatusCode != 400 || !strings.Contains(body, "Idempotency-Key") {
 		t.Fatal(resp.StatusCode, body)
 	}
 }

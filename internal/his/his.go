@@ -4,8 +4,9 @@
 // the pattern of the "read-card services" browser HIS already know): every
 // outcome is pushed to connected clients, the last one can be fetched or the
 // next one long-polled, and usage reports and card bindings posted by the HIS
-// are queued durably before they are acknowledged. It imports no other stage:
-// it consumes a UsageRecorder.
+// are queued durably before they are acknowledged, once checked against the
+// guide's rules and code tables (internal/card). It imports no other stage:
+// it consumes a UsageRecorder, and the code checks are injected.
 package his
 
 import (
@@ -70,6 +71,11 @@ type Usage struct {
 	// IdempotencyKey comes from the Idempotency-Key header: a retried POST
 	// with the same key is queued once.
 	IdempotencyKey string `json:"-"`
+	// BodyDigest is the hex SHA-256 of the request as the HIS sent it
+	// (before a scanId is resolved or defaults filled): a recorder that
+	// keeps it with IdempotencyKey returns ErrIdempotencyConflict when the
+	// key comes back with another digest.
+	BodyDigest string `json:"-"`
 }
 
 // Binding asks for a bindCardRelation.
@@ -77,8 +83,9 @@ type Binding struct {
 	ScanID     string `json:"scanId,omitempty"`
 	QRCodeText string `json:"qrCodeText,omitempty"`
 	PatID      string `json:"patid"`
-	// IdempotencyKey: see Usage.
+	// IdempotencyKey, BodyDigest: see Usage.
 	IdempotencyKey string `json:"-"`
+	BodyDigest     string `json:"-"`
 }
 
 // UsageRecorder queues usage reports and bindings durably; the outbox
@@ -92,6 +99,10 @@ type UsageRecorder interface {
 // ErrQueueRefused is returned by a UsageRecorder whose queue refuses the
 // record (full, disk full, closing): the API answers 503.
 var ErrQueueRefused = errors.New("queue refused the record")
+
+// ErrIdempotencyConflict is returned by a UsageRecorder that already holds
+// the record's IdempotencyKey with another BodyDigest: the API answers 409.
+var ErrIdempotencyConflict = errors.New("idempotency key already used with a different body")
 
 // Sink receives every scan outcome.
 type Sink interface {

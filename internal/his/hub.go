@@ -30,11 +30,20 @@ func (s *sub) close() { s.once.Do(func() { close(s.closed) }) }
 func newHub(keep int) *hub { return &hub{subs: map[*sub]struct{}{}, keep: keep} }
 
 func (h *hub) subscribe() *sub {
-	s := &sub{ch: make(chan message, 64), closed: make(chan struct{})}
-	h.mu.Lock()
-	h.subs[s] = struct{}{}
-	h.mu.Unlock()
+	s, _ := h.trySubscribe(0)
 	return s
+}
+
+// trySubscribe subscribes unless max (> 0) subscribers are connected.
+func (h *hub) trySubscribe(max int) (*sub, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if max > 0 && len(h.subs) >= max {
+		return nil, false
+	}
+	s := &sub{ch: make(chan message, 64), closed: make(chan struct{})}
+	h.subs[s] = struct{}{}
+	return s, true
 }
 
 func (h *hub) unsubscribe(s *sub) {
