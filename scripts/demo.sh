@@ -101,7 +101,7 @@ sleep 2
 echo
 echo "== what the fake HIS received"
 curl -fsS "http://$his/_fake/stats" | tr ',' '\n' | grep -oE '"(kind|name)":"[^"]*"|"(hl7|browser|badPushes)":[^]]*' | sed 's/^/   /' | head -30 || true
-echo "== usage reports the fake platform accepted (scene 010101: from the scanner's source settings; 0101051: posted by the browser HIS)"
+echo "== usage reports the fake platform accepted (one per visit: the static code by the agent, scene 010101 from the source settings; the ID card by the browser HIS, 0101051; the dynamic code was counted by verifyQRCode)"
 curl -fsS "http://$pp/_fake/stats" | grep -oE '"api":"[a-zA-Z]+","requestId":"[^"]*","req":\{[^}]*\}' | sed -E 's/"requestId":"[^"]*",//; s/"qrCodeText":"([A-F0-9]{6})[^"]*"/"qrCodeText":"\1…"/; s/^/   /' || true
 
 kill -INT "$agent"

@@ -2,9 +2,9 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"reflect"
 	"strings"
@@ -128,12 +128,14 @@ func buildAgent(cfg config.Config, log zerolog.Logger, prev *carried) (*agent, e
 		a.sources = append(a.sources, src)
 	}
 	if api := cfg.HIS.API; api.Enabled {
-		host, _, _ := net.SplitHostPort(api.Listen)
-		a.api = his.NewAPI(his.APIOptions{AllowedOrigins: api.AllowedOrigins, Token: api.Token.Reveal(), LoopbackOnly: isLoopbackHost(host),
-			Status: a.status, Metrics: a.metrics, Reload: func() error { return a.reload() }, Log: logging.Component(log, "his-api")})
+		a.api = his.NewAPI(his.APIOptions{AllowedOrigins: api.AllowedOrigins, AllowedHosts: api.AllowedHosts, Token: api.Token.Reveal(),
+			MaxStreamClients: api.MaxStreamClients, CheckQRCode: ehcCheck(parser), CheckIDNumber: checkIDNumber,
+			DefaultDepartment: defaultReport(a.pipe.reports).department, Status: a.status, Metrics: a.metrics, Reload: func() error { return a.reload() }, Log: logging.Component(log, "his-api")})
 		a.pipe.addSink("api", a.api)
-		a.servers = append(a.servers, server{srv: &http.Server{Addr: api.Listen, Handler: a.api.Handler(), ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}, cert: api.TLSCert, key: api.TLSKey})
+		if err := a.addServer(&http.Server{Addr: api.Listen, Handler: a.api.Handler(), ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}, api.TLSCert, api.TLSKey); err != nil {
+			return nil, fmt.Errorf("his.api: %w", err)
+		}
 	}
 	if p := cfg.HIS.Push; p.Enabled {
 		a.pipe.addSink("push", his.NewPush(his.PushOptions{URL: p.URL, Secret: []byte(p.Secret.Reveal()), Timeout: p.Timeout.D(),
@@ -158,8 +160,10 @@ func buildAgent(cfg config.Config, log zerolog.Logger, prev *carried) (*agent, e
 			terms[t.ID] = t.Token.Reveal()
 		}
 		gs := verify.NewGatewayServer(gatewayUpstream{EHC: ehc, router: rt}, terms, func() any { return ehc.Status() }, logging.Component(log, "gateway"))
-		a.servers = append(a.servers, server{srv: &http.Server{Addr: g.Listen, Handler: gs.Handler(), ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}, cert: g.TLSCert, key: g.TLSKey})
+		if err := a.addServer(&http.Server{Addr: g.Listen, Handler: gs.Handler(), ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}, g.TLSCert, g.TLSKey); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
 	}
 	return a, nil
 }
@@ -190,8 +194,23 @@ func newPlatformClient(cfg config.Config, httpc *http.Client, log zerolog.Logger
 
 // server is an HTTP server of the agent, with its TLS files when HTTPS.
 type server struct {
-	srv       *http.Server
-	cert, key string
+	srv *http.Server
+	tls bool
+}
+
+// addServer adds an HTTP server; with a certificate it serves HTTPS. The
+// pair is loaded now, so a broken file stops the start instead of leaving
+// the agent running without the server.
+func (a *agent) addServer(srv *http.Server, cert, key string) error {
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return fmt.Errorf("TLS certificate: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}
+	}
+	a.servers = append(a.servers, server{srv: srv, tls: cert != ""})
+	return nil
 }
 
 // gatewayUpstream verifies through the router (EHC or SKM) and reports
@@ -276,12 +295,4 @@ func (a *agent) attach(ob *queue.Queue) {
 	if a.api != nil {
 		a.api.SetRecorder(usageRecorder{q: ob, reports: a.pipe.reports, now: time.Now})
 	}
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }

@@ -53,7 +53,8 @@ func cmdConfigCheck(_ context.Context, args []string, sio IO) error {
 	if err := parseAll(fs, args); err != nil {
 		return err
 	}
-	if _, err := loadConfig(*path, sio); err != nil {
+	cfg, err := loadConfig(*path, sio)
+	if err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {
 			for _, e := range errs {
@@ -62,6 +63,9 @@ func cmdConfigCheck(_ context.Context, args []string, sio IO) error {
 			return fmt.Errorf("%s: %d problem(s)", *path, len(errs))
 		}
 		return err
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(sio.Out, "warning:", w)
 	}
 	fmt.Fprintln(sio.Out, "ok")
 	return nil

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"strconv"
@@ -41,7 +42,7 @@ func openQueueFor(path string, readOnly bool, sio IO) (*queue.Queue, error) {
 	o.ReadOnly, o.OpenTimeout = readOnly, 500*time.Millisecond
 	q, err := queue.Open(o)
 	if err != nil {
-		if strings.Contains(err.Error(), "locked by another process") {
+		if errors.Is(err, queue.ErrLocked) {
 			return nil, fmt.Errorf("%w\nthe running agent holds the outbox: read its state with `curl http://%s/v1/status`, or stop the service to use this command", err, cfg.HIS.API.Listen)
 		}
 		return nil, err

@@ -53,6 +53,9 @@ func runConfig(ctx context.Context, cfg config.Config, sio IO) error {
 	defer stopSignals()
 	var prev *carried
 	for {
+		for _, w := range cfg.Warnings() {
+			log.Warn().Str("field", w.Path).Msg(w.Msg)
+		}
 		a, err := buildAgent(cfg, log, prev)
 		if err != nil {
 			log.Error().Err(err).Msg("cannot start")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"scanagent/internal/buildinfo"
+	"scanagent/internal/code"
 	"scanagent/internal/his"
 	"scanagent/internal/verify"
 )
@@ -25,12 +26,16 @@ type usageRecorder struct {
 var _ his.UsageRecorder = usageRecorder{}
 
 func (u usageRecorder) enqueue(ctx context.Context, kind, key string, v any) (string, error) {
+	if key != "" {
+		key = "his:" + key
+	}
+	return u.enqueueKeyed(ctx, kind, key, v)
+}
+
+func (u usageRecorder) enqueueKeyed(ctx context.Context, kind, key string, v any) (string, error) {
 	payload, err := json.Marshal(v)
 	if err != nil {
 		return "", err
-	}
-	if key != "" {
-		key = "his:" + key
 	}
 	seq, err := u.q.EnqueueKeyed(ctx, kind, key, payload)
 	if err != nil {
@@ -45,33 +50,65 @@ func (u usageRecorder) RecordUsage(ctx context.Context, in his.Usage) (string, e
 	if r.Time == "" {
 		r.Time = verify.FormatTime(u.now())
 	}
-	if r.CardChannel == "" || r.Department == "" {
-		// Fill from the source the scan came from, else the first source
-		// with report settings, else 其他.
-		var d reportDefaults
-		if len(u.reports) > 0 {
-			names := make([]string, 0, len(u.reports))
-			for n := range u.reports {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			d = u.reports[names[0]]
-		}
-		if r.CardChannel == "" {
-			r.CardChannel = d.channel
-		}
-		if r.CardChannel == "" {
-			r.CardChannel = "0000"
-		}
-		if r.Department == "" {
-			r.Department = d.department
-		}
+	d := defaultReport(u.reports)
+	if r.CardChannel == "" {
+		r.CardChannel = d.channel
 	}
-	return u.enqueue(ctx, kindReport, in.IdempotencyKey, r)
+	if r.CardChannel == "" {
+		r.CardChannel = "0000" // 其他
+	}
+	if r.Department == "" {
+		r.Department = d.department
+	}
+	key := in.IdempotencyKey
+	if in.ScanID != "" {
+		// One visit, one report: the key the pipeline used for this scan's
+		// automatic report, so the HIS reporting the same scan again (or a
+		// static scan the agent already reported) queues nothing new.
+		return u.enqueueKeyed(ctx, kindReport, "scan:"+in.ScanID, r)
+	}
+	return u.enqueue(ctx, kindReport, key, r)
 }
 
 func (u usageRecorder) RecordBinding(ctx context.Context, in his.Binding) (string, error) {
 	return u.enqueue(ctx, kindBind, in.IdempotencyKey, verify.Binding{PatID: in.PatID, QRCodeText: in.QRCodeText})
+}
+
+// defaultReport is the report settings a HIS report without channel or
+// department takes: those of the first source (by name) that has them.
+func defaultReport(reports map[string]reportDefaults) reportDefaults {
+	names := make([]string, 0, len(reports))
+	for n := range reports {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return reportDefaults{}
+	}
+	return reports[names[0]]
+}
+
+// ehcCheck tells the local API whether a text is an e-Health Card code,
+// and whether a dynamic one, with the agent's parser.
+func ehcCheck(p *code.Parser) func(string) (bool, error) {
+	return func(text string) (bool, error) {
+		c, err := p.Parse([]byte(text))
+		if err != nil {
+			return false, err
+		}
+		switch c.Kind {
+		case code.KindEHCStatic:
+			return false, nil
+		case code.KindEHCDynamic:
+			return true, nil
+		}
+		return false, fmt.Errorf("a %s code, not an e-Health Card code", c.Kind)
+	}
+}
+
+func checkIDNumber(s string) error {
+	_, err := code.CheckIDNumber(s)
+	return err
 }
 
 // status is the agent's state for /v1/status and the status page.
@@ -103,7 +140,8 @@ func (a *agent) status() map[string]any {
 		qs := a.outbox.Stats()
 		m["queue"] = map[string]any{"depth": qs.Depth(), "pending": qs.Pending, "oldestAge": qs.OldestAge.Round(time.Second).String(),
 			"dead": qs.Dead, "delivered": qs.Delivered, "duplicates": qs.Duplicates, "retries": qs.Retries, "dropped": qs.Dropped,
-			"lastError": qs.LastError, "pausedUntil": qs.PausedUntil, "alerts": qs.Alerts, "fileSize": qs.FileSize}
+			"lastError": qs.LastError, "pausedUntil": qs.PausedUntil, "alerts": qs.Alerts, "fileSize": qs.FileSize,
+			"recovery": qs.Recovery, "space": qs.Space}
 	}
 	return m
 }
@@ -121,6 +159,8 @@ func (a *agent) metrics(w io.Writer) {
 	metric("scanagent_scans_total", "counter", "Scans by outcome.",
 		`{outcome="verified"}`, st.Verified.Load(), `{outcome="unverified"}`, st.Unverified.Load(), `{outcome="rejected"}`, st.Rejected.Load(),
 		`{outcome="failed"}`, st.Failed.Load(), `{outcome="suppressed"}`, st.Suppressed.Load())
+	metric("scanagent_reports_queued_total", "counter", "Usage reports of scans queued in the outbox.", "", st.Reports.Load())
+	metric("scanagent_reports_refused_total", "counter", "Usage reports of scans the outbox refused (full, disk full).", "", st.ReportsRefused.Load())
 	var sinkSamples []any
 	for _, s := range a.pipe.sinks {
 		sinkSamples = append(sinkSamples, fmt.Sprintf(`{sink=%q,result="delivered"}`, s.name), s.delivered.Load(), fmt.Sprintf(`{sink=%q,result="failed"}`, s.name), s.failed.Load())
@@ -157,5 +197,18 @@ func (a *agent) metrics(w io.Writer) {
 		metric("scanagent_queue_retries_total", "counter", "Delivery attempts that will be retried.", "", qs.Retries)
 		metric("scanagent_queue_dropped_total", "counter", "Records dropped under drop_oldest.", "", qs.Dropped)
 		metric("scanagent_queue_file_bytes", "gauge", "Size of the outbox file.", "", qs.FileSize)
+		damaged, salvaged, lost := 0, 0, 0
+		if r := qs.Recovery; r != nil {
+			damaged, salvaged, lost = 1, r.Salvaged, r.Lost
+		}
+		metric("scanagent_queue_damaged", "gauge", "1 when the outbox file was found damaged at start and salvaged (see /v1/status queue.recovery).", "", damaged)
+		metric("scanagent_queue_salvaged_records", "gauge", "Records salvaged from a damaged outbox file at start.", "", salvaged)
+		metric("scanagent_queue_lost_records", "gauge", "Records of a damaged outbox file that could not be read.", "", lost)
+		full := 0
+		if qs.Space.Full {
+			full = 1
+		}
+		metric("scanagent_queue_disk_full", "gauge", "1 while the outbox cannot grow: new records are refused, delivery goes on.", "", full)
+		metric("scanagent_queue_refused_no_space_total", "counter", "Records refused for lack of disk space.", "", qs.Space.Refused)
 	}
 }

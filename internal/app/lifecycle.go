@@ -88,8 +88,8 @@ func (a *agent) serve() (stop func(), err error) {
 		go func() {
 			defer wg.Done()
 			var err error
-			if sv.cert != "" {
-				err = sv.srv.ServeTLS(lns[i], sv.cert, sv.key)
+			if sv.tls {
+				err = sv.srv.ServeTLS(lns[i], "", "")
 			} else {
 				err = sv.srv.Serve(lns[i])
 			}
@@ -97,7 +97,7 @@ func (a *agent) serve() (stop func(), err error) {
 				a.log.Error().Err(err).Str("addr", sv.srv.Addr).Msg("server failed")
 			}
 		}()
-		a.log.Info().Str("addr", lns[i].Addr().String()).Bool("tls", sv.cert != "").Msg("listening")
+		a.log.Info().Str("addr", lns[i].Addr().String()).Bool("tls", sv.tls).Msg("listening")
 	}
 	return func() {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)

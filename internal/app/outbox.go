@@ -78,6 +78,12 @@ func verdictOf(err error, now func() time.Time, pause time.Duration) queue.Verdi
 		return queue.Verdict{Outcome: queue.Pause, RetryAfter: until, Reason: e.Error()}
 	case verify.Fatal, verify.Rejected:
 		return queue.Verdict{Outcome: queue.Dead, Reason: e.Error()}
+	case verify.TokenExpired:
+		// 21003/21004 on a queued record: the token was dropped and the
+		// request not processed, so its requestId is spent; the next
+		// attempt, after the usual backoff, gets a new one (unless this
+		// attempt replayed an id whose first outcome is still unknown).
+		return queue.Verdict{Outcome: queue.Retry, Reason: e.Error()}
 	}
 	return queue.Verdict{Outcome: queue.Retry, Unknown: e.Unknown, Reason: e.Error()}
 }

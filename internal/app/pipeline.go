@@ -147,7 +147,7 @@ func (p *pipeline) resolve(ctx context.Context, sc scanner.Scan, o *his.Event) {
 	if d, ok := p.reports[sc.Source]; ok && c.Kind == code.KindEHCDynamic {
 		// verifyQRCode is the dynamic code's usage record (guide §3.2.11):
 		// it carries the source's 用卡环节 and channel.
-		req.MedicalStep = d.scene
+		req.MedicalStep, req.UseScene, req.UseChannel = d.scene, d.scene, d.channel
 	}
 	id, err := p.verifier.Verify(ctx, req)
 	if err == nil {

@@ -102,8 +102,11 @@ func TestPipelineCountsEachVisitOnce(t *testing.T) {
 			if (len(got) == 1) != tt.wantVerify {
 				t.Fatalf("verify calls %d", len(got))
 			}
-			if tt.wantVerify && got[0].MedicalStep != tt.wantStep {
-				t.Errorf("medicalStep %q, want %q", got[0].MedicalStep, tt.wantStep)
+			if tt.wantVerify && (got[0].MedicalStep != tt.wantStep || got[0].UseScene != tt.wantStep) {
+				t.Errorf("medicalStep %q useScene %q, want %q", got[0].MedicalStep, got[0].UseScene, tt.wantStep)
+			}
+			if tt.wantVerify && tt.wantStep != "" && got[0].UseChannel != "0100" {
+				t.Errorf("useChannel %q, want the source's 0100", got[0].UseChannel)
 			}
 		})
 	}
@@ -127,5 +130,47 @@ func TestPipelineReportRefusedStillHandsOver(t *testing.T) {
 	}
 	if len(events) != 3 || events[0].Identity == nil || p.stats.ReportsRefused.Load() != 3 {
 		t.Fatalf("events %d refused %d", len(events), p.stats.ReportsRefused.Load())
+	}
+}
+
+// The HIS reporting a scan the agent already reported (or reporting it
+// twice) names the same visit: the same outbox key, so one record.
+func TestUsageOfAScanIsKeyedByTheScan(t *testing.T) {
+	rec := &fakeRecorder{}
+	u := usageRecorder{q: rec, reports: map[string]reportDefaults{}, now: time.Now}
+	for _, key := range []string{"a", "b"} {
+		if _, err := u.RecordUsage(context.Background(), his.Usage{ScanID: "s1", QRCodeText: staticCode, Scene: "010105", CardType: "11", IdempotencyKey: key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(rec.keys) != 2 || rec.keys[0] != "scan:s1" || rec.keys[1] != "scan:s1" {
+		t.Fatalf("keys %q, want the scan's key twice", rec.keys)
+	}
+}
+
+// verdictOf maps each platform answer to what the outbox does with the
+// record's requestId (SPEC §4).
+func TestVerdictOf(t *testing.T) {
+	now := func() time.Time { return time.Unix(0, 0) }
+	tests := []struct {
+		name    string
+		err     error
+		outcome queue.Outcome
+		unknown bool
+	}{
+		{"accepted", nil, queue.Delivered, false},
+		{"token refused: id spent, retry with a new one", &verify.Error{Class: verify.TokenExpired, Code: 21004}, queue.Retry, false},
+		{"timeout after send", &verify.Error{Class: verify.Retryable, Unknown: true}, queue.Retry, true},
+		{"not sent", &verify.Error{Class: verify.Retryable}, queue.Retry, false},
+		{"replay", &verify.Error{Class: verify.Duplicate, Code: 10054}, queue.Duplicate, false},
+		{"rate limit", &verify.Error{Class: verify.RateLimited, Code: 10034}, queue.Pause, false},
+		{"signature", &verify.Error{Class: verify.Fatal, Code: 21006}, queue.Dead, false},
+		{"context ended mid-call", context.Canceled, queue.Retry, true},
+	}
+	for _, tt := range tests {
+		v := verdictOf(tt.err, now, time.Hour)
+		if v.Outcome != tt.outcome || v.Unknown != tt.unknown {
+			t.Errorf("%s: %+v, want outcome %d unknown %v", tt.name, v, tt.outcome, tt.unknown)
+		}
 	}
 }

@@ -32,8 +32,6 @@ type APIOptions struct {
 	// Token is required from peers that are not on this machine, and from
 	// browser origins not in AllowedOrigins.
 	Token string
-	// Deprecated: ignored. The Host check runs on every binding.
-	LoopbackOnly bool
 	// MaxStreamClients caps WebSocket, SSE and long-poll clients together;
 	// beyond it the API answers 503 with Retry-After. 0 means 64.
 	MaxStreamClients int

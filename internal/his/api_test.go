@@ -48,7 +48,7 @@ const allowed = "http://his.local:8080"
 
 func newAPI(t *testing.T) (*API, *fakeRecorder, *httptest.Server) {
 	rec := &fakeRecorder{}
-	a := NewAPI(APIOptions{AllowedOrigins: []string{allowed}, Token: "remote-token-0123456789", LoopbackOnly: true, Recorder: rec,
+	a := NewAPI(APIOptions{AllowedOrigins: []string{allowed}, Token: "remote-token-0123456789", Recorder: rec,
 		Status: func() map[string]any { return map[string]any{"version": "test"} }, Log: zerolog.Nop()})
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)

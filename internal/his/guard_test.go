@@ -42,7 +42,7 @@ func TestHostCheckedOnEveryBinding(t *testing.T) {
 		t.Skip("no hostname:", err)
 	}
 	for _, loopbackOnly := range []bool{true, false} {
-		a := NewAPI(APIOptions{AllowedOrigins: []string{allowed}, Token: token, LoopbackOnly: loopbackOnly, Log: zerolog.Nop()})
+		a := NewAPI(APIOptions{AllowedOrigins: []string{allowed}, Token: token, Log: zerolog.Nop()})
 		a.Deliver(context.Background(), staticEvent)
 		h := a.Handler()
 		tests := []struct {
@@ -103,7 +103,7 @@ func TestGuardMatrix(t *testing.T) {
 		{"null origin local", local, "null", "", 403, false},
 	}
 	for _, loopbackOnly := range []bool{true, false} {
-		a := NewAPI(APIOptions{AllowedOrigins: []string{allowed}, Token: token, LoopbackOnly: loopbackOnly, Log: zerolog.Nop()})
+		a := NewAPI(APIOptions{AllowedOrigins: []string{allowed}, Token: token, Log: zerolog.Nop()})
 		a.Deliver(context.Background(), staticEvent)
 		h := a.Handler()
 		for _, tt := range tests {
@@ -218,7 +218,7 @@ func TestRejectionsLoggedOncePerMinute(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	rec := &fakeRecorder{}
-	a := NewAPI(APIOptions{AllowedOrigins: []string{allowed}, Token: token, LoopbackOnly: true, Recorder: rec,
+	a := NewAPI(APIOptions{AllowedOrigins: []string{allowed}, Token: token, Recorder: rec,
 		Log: zerolog.New(&logs), Now: clock})
 	h := a.Handler()
 	post := func(body string) {

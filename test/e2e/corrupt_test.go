@@ -141,10 +141,10 @@ func TestDiskFullOutbox(t *testing.T) {
 	addr := a.apiAddr()
 	accepted := 0
 	for ; ; accepted++ {
-		if accepted == 20000 {
+		if accepted == 60000 {
 			t.Fatal("the disk never filled up")
 		}
-		if code := queueUsage(t, addr, fmt.Sprintf("full-%05d-%s", accepted, strings.Repeat("x", 400))); code != http.StatusAccepted {
+		if code := queueUsage(t, addr, fmt.Sprintf("full-%05d-%s", accepted, strings.Repeat("科", 50))); code != http.StatusAccepted {
 			t.Logf("refused after %d reports: HTTP %d", accepted, code)
 			break
 		}

@@ -84,7 +84,14 @@ enabled = false
 			t.Fatalf("through the gateway: %v", e)
 		}
 	}
-	waitUntil(t, "the terminal's reports delivered through the gateway", func() bool { return len(s.platform.Stats().Reports) == 2 })
+	// One visit each: the static code's report through the gateway, the
+	// dynamic code's verifyQRCode with the terminal's scene and channel.
+	waitUntil(t, "the terminal's report delivered through the gateway", func() bool { return len(s.platform.Stats().Reports) == 1 })
+	st := s.platform.Stats()
+	if st.UsageTotals[platform.UsageVerifyDynamic] != 1 || st.UsageTotals[platform.UsageReportDynamic] != 0 || len(st.Verifications) != 1 ||
+		st.Verifications[0].Req["useChannel"] != "0100" || st.Verifications[0].Req["medicalStep"] != "010101" {
+		t.Fatalf("usage through the gateway: %v, verifications %v", st.UsageTotals, st.Verifications)
+	}
 	if n := s.platform.Stats().Tokens; n != 1 {
 		t.Fatalf("%d getAppToken calls; only the gateway may fetch, once", n)
 	}

@@ -67,6 +67,9 @@ type setup struct {
 	link     string
 	debounce string
 	his      string // the [his.*] tables
+	// report is the source's usage-report keys (scene, department,
+	// card_channel); "" leaves reporting static codes to the HIS.
+	report string
 	logLevel string
 	// breakerCooldown: long by default, so an outage's breaker stays open
 	// for the test's duration.
@@ -75,8 +78,8 @@ type setup struct {
 
 func newSetup(t *testing.T, dev device.Options) *setup {
 	t.Helper()
-	s := &setup{t: t, dir: t.TempDir(), debounce: "2s", logLevel: "debug", breakerCooldown: "1h", his: "[his.api]\nenabled = false"}
-	s.platform = platform.New(platform.Config{})
+	s := &setup{t: t, dir: t.TempDir(), debounce: "2s", report: "scene = \"010101\"\ndepartment = \"内科\"\ncard_channel = \"0100\"", logLevel: "debug", breakerCooldown: "1h", his: "[his.api]\nenabled = false"}
+	s.platform = platform.New(platform.Config{Strict: true})
 	srv := httptest.NewServer(s.platform.Handler())
 	t.Cleanup(srv.Close)
 	s.pURL = srv.URL
@@ -130,13 +133,11 @@ pattern = '^HC[0-9]{10}$'
 name = "counter"
 port = %q
 %s
-scene = "010101"
-department = "内科"
-card_channel = "0100"
+%s
 
 %s
 `, s.dir, extra, s.logLevel, platformTOML(s.pURL),
-		s.breakerCooldown, s.pURL, skm.AppMark, skm.AppSecret, skm.Key, s.debounce, s.link, source, s.his)
+		s.breakerCooldown, s.pURL, skm.AppMark, skm.AppSecret, skm.Key, s.debounce, s.link, source, s.report, s.his)
 	path := filepath.Join(s.dir, "scanagent.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		s.t.Fatal(err)

@@ -106,13 +106,7 @@ func TestSIGHUPDuringStart(t *testing.T) {
 // getStatus reads GET /v1/status of an agent whose API listens.
 func getStatus(t *testing.T, a *agent) map[string]any {
 	t.Helper()
-	addr := ""
-	for _, line := range strings.Split(a.log(), "\n") {
-		var e event
-		if json.Unmarshal([]byte(line), &e) == nil && e.str("message") == "listening" {
-			addr = e.str("addr") // the last one: a reload rebinds port 0
-		}
-	}
+	addr := lastAPIAddr(a)
 	resp, err := http.Get("http://" + addr + "/v1/status")
 	if err != nil {
 		t.Fatal(err)
