@@ -69,7 +69,7 @@ type setup struct {
 	his      string // the [his.*] tables
 	// report is the source's usage-report keys (scene, department,
 	// card_channel); "" leaves reporting static codes to the HIS.
-	report string
+	report   string
 	logLevel string
 	// breakerCooldown: long by default, so an outage's breaker stays open
 	// for the test's duration.
