@@ -21,6 +21,15 @@ import (
 // service manager runs `scanagent service-run -c FILE`, whose Start runs
 // the same runConfig as `scanagent run`, and whose Stop cancels its context
 // and waits for the drain — so service stop and Ctrl-C share one path.
+//
+// On Windows, service-run talks to the SCM itself (service_windows.go):
+// kardianos guesses "interactive" from the parent process, which fails under
+// Wine, and a configuration that does not load must still reach the SCM and
+// the event log instead of timing out the start. The same file sets what
+// kardianos cannot: three recovery actions (restart after 5 s, 30 s, 60 s;
+// the count resets after a day), recovery on non-crash failures, and an ACL
+// of SYSTEM + Administrators on the data directory (the outbox holds
+// patients' data).
 
 const serviceName = "scanagent"
 
@@ -31,12 +40,11 @@ func serviceConfig(cfgPath string) *service.Config {
 		Description: "Reads patient codes from barcode scanners, verifies them with the e-Health Card platform and hands them to the HIS.",
 		Arguments:   []string{"service-run", "-c", cfgPath},
 		Option: service.KeyValue{
-			// Windows: start after boot with a delay, restart on failure.
-			"StartType":              "automatic",
-			"DelayedAutoStart":       true,
-			"OnFailure":              "restart",
-			"OnFailureDelayDuration": "5s",
-			"OnFailureResetPeriod":   86400,
+			// Windows: automatic start. The delayed start and the recovery
+			// actions are set by configureInstalledService: kardianos sets
+			// one recovery action only, and its DelayedAutoStart deletes the
+			// new service where the SCM refuses that setting (Wine).
+			"StartType": "automatic",
 			// systemd / SysV.
 			"Restart":     "on-failure",
 			"LogOutput":   false,
@@ -94,11 +102,14 @@ func cmdServiceRun(_ context.Context, args []string, sio IO) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path, sio)
-	if err != nil {
+	cfg, loadErr := loadConfig(*path, sio)
+	p := &program{cfg: cfg, sio: sio}
+	if handled, err := runUnderServiceManager(p, loadErr); handled {
 		return err
 	}
-	p := &program{cfg: cfg, sio: sio}
+	if loadErr != nil {
+		return loadErr
+	}
 	s, err := service.New(p, serviceConfig(cfg.Path))
 	if err != nil {
 		return err
@@ -121,6 +132,7 @@ func cmdService(action string) func(context.Context, []string, IO) error {
 			return err
 		}
 		cfgPath := *path
+		var cfg config.Config
 		if action == "install" {
 			if cfgPath == "" {
 				return &UsageError{Msg: "install: -c FILE is required (the service runs with that configuration)"}
@@ -130,7 +142,7 @@ func cmdService(action string) func(context.Context, []string, IO) error {
 				return err
 			}
 			// Refuse to install a service that cannot start.
-			if _, err := config.LoadEnv(abs, sio.Env); err != nil {
+			if cfg, err = config.LoadEnv(abs, sio.Env); err != nil {
 				return fmt.Errorf("install: the configuration does not validate:\n%w", err)
 			}
 			cfgPath = abs
@@ -144,6 +156,11 @@ func cmdService(action string) func(context.Context, []string, IO) error {
 		}
 		if err := service.Control(s, action); err != nil {
 			return fmt.Errorf("%s: %w%s", action, err, privilegeHint())
+		}
+		if action == "install" {
+			if err := configureInstalledService(cfg); err != nil {
+				return fmt.Errorf("install: the service is installed but not fully configured: %w%s", err, privilegeHint())
+			}
 		}
 		fmt.Fprintf(sio.Out, "%s: done (%s)\n", action, service.ChosenSystem().String())
 		return nil
