@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the CI steps need, if missing. Idempotent.
 #   make, gcc            build and the race detector (cgo)
+#   gcc-aarch64-linux-gnu, libc6-dev-arm64-cross
+#                        the arm64 Linux build (cgo, for HID-POS)
+#   qemu-user            runs the arm64 binary in the deb smoke test
 #   wixl, msitools       the Windows MSI
-#   gcc-mingw-w64-x86-64 the HID-capable Windows build and the Wine stub DLL
+#   gcc-mingw-w64-x86-64 the HID-capable Windows build, the exe's version resource
+#                        (windres) and the Wine stub DLL
 #   wine64               the Windows smoke test
+#   lintian              the .debs' check
 #   curl                 the demo and the package smoke test
 #   chromium             the browser test of the local API and the status page
 #   systemd              systemd-analyze, to verify the packaged unit (not run as init)
@@ -12,11 +17,15 @@ need=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have make || need+=(make)
 have gcc || need+=(gcc)
+have aarch64-linux-gnu-gcc || need+=(gcc-aarch64-linux-gnu)
+[ -e /usr/aarch64-linux-gnu/include/stdio.h ] || need+=(libc6-dev-arm64-cross)
+have qemu-aarch64 || need+=(qemu-user)
+have lintian || need+=(lintian)
 have curl || need+=(curl)
 have dpkg-deb || need+=(dpkg)
 have wixl || need+=(wixl)
-have msibuild || need+=(msitools)
-have x86_64-w64-mingw32-gcc || need+=(gcc-mingw-w64-x86-64)
+have msibuild && have msiinfo || need+=(msitools)
+have x86_64-w64-mingw32-gcc && have x86_64-w64-mingw32-windres || need+=(gcc-mingw-w64-x86-64)
 have wine64 || [ -x /usr/lib/wine/wine64 ] || need+=(wine64)
 have chromium || need+=(chromium)
 have systemd-analyze || need+=(systemd)

@@ -3,6 +3,9 @@
 # checks it answers, stops it, removes and purges the package, and checks
 # that nothing is left behind. Needs root. With systemd the package's unit
 # is used; without it (containers, CI) `scanagent install` takes the SysV path.
+# The arm64 .deb beside it is checked without installing: its fields, and
+# its binary run under qemu-user when qemu-aarch64 is there.
+# (scripts/package.sh runs lintian on both and fails on errors and warnings.)
 # Usage: scripts/deb-smoke.sh dist/scanagent_*_amd64.deb
 set -euo pipefail
 deb=${1:?usage: deb-smoke.sh PACKAGE.deb}
@@ -13,8 +16,14 @@ check() { if eval "$2"; then echo "ok   $1"; pass=$((pass+1)); else echo "FAIL $
 cleanup() { scanagent stop >/dev/null 2>&1 || true; scanagent uninstall >/dev/null 2>&1 || true; dpkg -P scanagent >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
+check "depends on the libc it needs (>= 2.34)" "dpkg-deb -f '$deb' Depends | grep -qF 'libc6 (>= 2.34)'"
 dpkg -i "$deb" >/dev/null
 check "binary installed" "scanagent version | grep -q scanagent"
+check "binary is position-independent (PIE)" "readelf -h /usr/bin/scanagent | grep -q 'Type:.*DYN'"
+check "configuration readable by root and scanagent only" "[ \"\$(stat -c '%a %U:%G' /etc/scanagent/scanagent.toml)\" = '640 root:scanagent' ]"
+if command -v deb-systemd-helper >/dev/null; then
+  check "unit enabled by deb-systemd-helper" "test -L /etc/systemd/system/multi-user.target.wants/scanagent.service"
+fi
 check "config is a conffile" "dpkg-query -W -f='\${Conffiles}' scanagent | grep -q /etc/scanagent/scanagent.toml"
 check "service user in dialout" "id -nG scanagent | grep -qw dialout"
 check "shipped config validates" "scanagent config check -c /etc/scanagent/scanagent.toml | grep -q ok"
@@ -42,7 +51,18 @@ fi
 dpkg -r scanagent >/dev/null
 check "remove keeps config and outbox" "test -f /etc/scanagent/scanagent.toml && test -d /var/lib/scanagent"
 dpkg -P scanagent >/dev/null
-check "purge leaves nothing" "! ls /etc/scanagent /var/lib/scanagent /var/log/scanagent /usr/bin/scanagent /etc/init.d/scanagent >/dev/null 2>&1"
+check "purge leaves nothing" "! ls /etc/scanagent /var/lib/scanagent /var/log/scanagent /usr/bin/scanagent /etc/init.d/scanagent /etc/systemd/system/scanagent.service /etc/systemd/system/multi-user.target.wants/scanagent.service /var/lib/systemd/deb-systemd-helper-enabled/scanagent.service.dsh-also >/dev/null 2>&1"
 check "purge removes the user" "! id scanagent >/dev/null 2>&1"
+arm=${deb%_amd64.deb}_arm64.deb
+if [ "$arm" != "$deb" ] && [ -f "$arm" ]; then
+  check "arm64 package: architecture, libc" "[ \"\$(dpkg-deb -f '$arm' Architecture)\" = arm64 ] && dpkg-deb -f '$arm' Depends | grep -qF 'libc6 (>= 2.34)'"
+  if command -v qemu-aarch64 >/dev/null && [ -d /usr/aarch64-linux-gnu ]; then
+    x=$(mktemp -d); dpkg-deb -x "$arm" "$x"
+    printf '[platform]\nmode = "off"\n' >"$x/off.toml"
+    check "arm64 binary runs (qemu): version" "qemu-aarch64 -L /usr/aarch64-linux-gnu '$x/usr/bin/scanagent' version | grep -q 'linux/arm64'"
+    check "arm64 binary runs (qemu): config check" "qemu-aarch64 -L /usr/aarch64-linux-gnu '$x/usr/bin/scanagent' config check -c '$x/off.toml' | grep -qx ok"
+    rm -rf "$x"
+  fi
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
