@@ -40,7 +40,7 @@ if [ -d /run/systemd/system ]; then
 else
   scanagent install -c /etc/scanagent/scanagent.toml >/dev/null
   scanagent start >/dev/null
-  for _ in $(seq 50); do scanagent status -c /etc/scanagent/scanagent.toml 2>/dev/null | grep -q uptime && break; sleep 0.1; done
+  for _ in $(seq 150); do scanagent status -c /etc/scanagent/scanagent.toml 2>/dev/null | grep -q uptime && break; sleep 0.1; done
   check "service running" "scanagent status | grep -q running"
   check "agent answers" "scanagent status -c /etc/scanagent/scanagent.toml | grep -q uptime"
   check "outbox created" "test -f /var/lib/scanagent/outbox.db"

@@ -207,17 +207,21 @@ func startProcess(t *testing.T, a *agent, cfgPath string) {
 	})
 }
 
-// apiAddr is the address the agent's local API listens on (from its log).
+// apiAddr is the address the agent's local API listens on, from its last
+// "listening" line (a reload rebinds port 0).
 func (a *agent) apiAddr() string {
 	a.t.Helper()
+	addr := ""
 	for _, line := range strings.Split(a.log(), "\n") {
 		var e event
 		if json.Unmarshal([]byte(line), &e) == nil && e.str("message") == "listening" {
-			return e.str("addr")
+			addr = e.str("addr")
 		}
 	}
-	a.t.Fatal("the agent logged no listening address")
-	return ""
+	if addr == "" {
+		a.t.Fatal("the agent logged no listening address")
+	}
+	return addr
 }
 
 func (a *agent) log() string {

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,14 +105,8 @@ func TestSIGHUPDuringStart(t *testing.T) {
 // getStatus reads GET /v1/status of an agent whose API listens.
 func getStatus(t *testing.T, a *agent) map[string]any {
 	t.Helper()
-	addr := lastAPIAddr(a)
-	resp, err := http.Get("http://" + addr + "/v1/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var m map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+	if err := json.Unmarshal([]byte(statusBody(t, a.apiAddr())), &m); err != nil {
 		t.Fatal(err)
 	}
 	return m

@@ -4,10 +4,8 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -39,7 +37,7 @@ func TestOneCountPerVisit(t *testing.T) {
 		}
 		scanIDs[kind] = e.str("scan")
 	}
-	api := "http://" + lastAPIAddr(a)
+	api := "http://" + a.apiAddr()
 	post := func(body string) int {
 		resp, err := http.Post(api+"/v1/usage", "application/json", bytes.NewBufferString(body))
 		if err != nil {
@@ -84,17 +82,4 @@ func TestOneCountPerVisit(t *testing.T) {
 			t.Errorf("verifyQRCode without the source's scene and channel: %v", v.Req)
 		}
 	}
-}
-
-// lastAPIAddr is the local API's address from the agent's last
-// "listening" line (a reload rebinds port 0).
-func lastAPIAddr(a *agent) string {
-	addr := ""
-	for _, line := range strings.Split(a.log(), "\n") {
-		var e event
-		if json.Unmarshal([]byte(line), &e) == nil && e.str("message") == "listening" {
-			addr = e.str("addr")
-		}
-	}
-	return addr
 }
