@@ -28,6 +28,6 @@ awk '/BenchmarkRawBoltPut/ {r+=$3; nr++} /BenchmarkEnqueue1-/ {a+=$3; na++} /Ben
      END { raw=r/nr; printf "   1 producer:   %.2fx the raw per-record time (%.0f µs vs %.0f µs)\n", (a/na)/raw, a/na/1000, raw/1000;
            printf "   16 producers: %.1fx the raw throughput with group commit (%.0f µs per record)\n", raw/(b/nb), b/nb/1000 }' /tmp/scanagent-bench-queue.txt
 echo "== 4. outbox drain through the platform client to the fake platform on loopback (target >= 2000 reports/s)"
-go test ./internal/app/ -run '^$' -bench BenchmarkDrain -benchtime 20000x | grep -E 'Benchmark'
+go test ./internal/agent/ -run '^$' -bench BenchmarkDrain -benchtime 20000x | grep -E 'Benchmark'
 echo "== 5. 1,000,000 queued reports: file size and RSS after reopen (targets < 300 MB, < 100 MB)"
 SCANAGENT_BENCH=1 go test ./internal/queue/ -run TestMillionRecords -count 1 -v -timeout 30m | grep -oE 'records=.*'

@@ -1,6 +1,11 @@
 // Command scanagent reads patient codes from barcode scanners, verifies them
 // with the e-Health Card platform, hands the identity to the HIS and reports
-// card usage through a durable outbox. main only wires: see internal/app.
+// card usage through a durable outbox.
+//
+// This package is the command line: one file per command group (run,
+// service, queue, config, debug, ports), flag parsing and output
+// formatting. The agent itself is built, run, reloaded and stopped by
+// internal/agent; main only wires.
 package main
 
 import (
@@ -9,8 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	"scanagent/internal/app"
 )
 
 func main() {
@@ -19,12 +22,12 @@ func main() {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	sio := app.StdIO()
+	sio := StdIO()
 	sio.Hangup = hup
-	err := app.Run(ctx, os.Args[1:], sio)
+	err := Run(ctx, os.Args[1:], sio)
 	stop()
-	if err != nil && app.ExitCode(err) != 0 {
+	if err != nil && ExitCode(err) != 0 {
 		fmt.Fprintln(os.Stderr, "scanagent:", err)
 	}
-	os.Exit(app.ExitCode(err))
+	os.Exit(ExitCode(err))
 }

@@ -1,6 +1,3 @@
-// Package card is scanagent's domain model: the code tables of the
-// e-Health Card guide (§3.3) that configuration, the local API and the
-// platform clients check values against. Pure: no I/O.
 package card
 
 import (

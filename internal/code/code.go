@@ -5,83 +5,21 @@
 package code
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"scanagent/internal/card"
 )
 
 // MaxLen is the longest raw payload accepted, in bytes.
 const MaxLen = 4096
 
-// Kind names the type of a recognised code. The values are part of the
-// agent's external interface (CLI output, HIS events).
-type Kind string
-
-// Kinds of code.
-const (
-	KindEHCStatic  Kind = "ehc_static"
-	KindEHCDynamic Kind = "ehc_dynamic"
-	KindSKM        Kind = "skm"
-	KindIDCard     Kind = "id_card"
-	KindCustom     Kind = "custom"
-)
-
-// Code is a recognised payload.
-type Code struct {
-	Kind Kind `json:"kind"`
-	// Text is the normalised payload; for e-Health Card codes it is the
-	// qrCodeText sent to the platform.
-	Text string `json:"qrCodeText,omitempty"`
-	// CardID is the e-Health Card id (the part before the first colon).
-	CardID string `json:"cardId,omitempty"`
-	// OrgCode is the issuing organisation of a dynamic code, or the optional
-	// organisation suffix of a static one.
-	OrgCode string `json:"orgCode,omitempty"`
-	// IDNumber is a resident ID card number (upper-case X).
-	IDNumber string `json:"idNumber,omitempty"`
-	// Type is the configured name of a custom code type.
-	Type string `json:"type,omitempty"`
-	// Symbology is the AIM identifier stripped during normalisation, if any.
-	Symbology string `json:"symbology,omitempty"`
-}
-
-// Reason classifies why a payload was rejected.
-type Reason string
-
-// Rejection reasons.
-const (
-	ReasonEmpty       Reason = "empty"
-	ReasonTooLong     Reason = "too_long"
-	ReasonBinary      Reason = "binary"
-	ReasonBadChecksum Reason = "bad_checksum"
-	ReasonBadShape    Reason = "bad_shape"
-	ReasonUnknown     Reason = "unknown"
-)
-
-// RejectedError says why a payload is not a usable code. Its message never
-// contains the payload itself.
-type RejectedError struct {
-	Reason Reason
-	Detail string
-}
-
-func (e *RejectedError) Error() string {
-	return fmt.Sprintf("code rejected (%s): %s", e.Reason, e.Detail)
-}
-
-func reject(r Reason, format string, args ...any) error {
-	return &RejectedError{Reason: r, Detail: fmt.Sprintf(format, args...)}
-}
-
-// IsRejected reports whether err is a rejection and returns it.
-func IsRejected(err error) (*RejectedError, bool) {
-	var r *RejectedError
-	ok := errors.As(err, &r)
-	return r, ok
+func reject(r card.Reason, format string, args ...any) error {
+	return &card.RejectedError{Reason: r, Detail: fmt.Sprintf(format, args...)}
 }
 
 // CustomType is a hospital-defined code type matched by a regular expression
@@ -152,66 +90,66 @@ func Normalize(raw []byte) (payload, symbology string) {
 	return strings.Trim(s, "\r\n\t\x00 "), symbology
 }
 
-// Parse recognises raw. Errors are *RejectedError.
-func (p *Parser) Parse(raw []byte) (Code, error) {
+// Parse recognises raw. Errors are *card.RejectedError.
+func (p *Parser) Parse(raw []byte) (card.Code, error) {
 	if len(raw) > MaxLen {
-		return Code{}, reject(ReasonTooLong, "payload is %d bytes, limit %d", len(raw), MaxLen)
+		return card.Code{}, reject(card.ReasonTooLong, "payload is %d bytes, limit %d", len(raw), MaxLen)
 	}
 	s, sym := Normalize(raw)
 	if s == "" {
-		return Code{}, reject(ReasonEmpty, "empty payload")
+		return card.Code{}, reject(card.ReasonEmpty, "empty payload")
 	}
 	if !utf8.ValidString(s) {
-		return Code{}, reject(ReasonBinary, "payload is not valid UTF-8")
+		return card.Code{}, reject(card.ReasonBinary, "payload is not valid UTF-8")
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) {
-			return Code{}, reject(ReasonBinary, "payload contains control character U+%04X", r)
+			return card.Code{}, reject(card.ReasonBinary, "payload contains control character U+%04X", r)
 		}
 	}
 	c, err := p.builtin(s)
 	if err != nil {
 		for _, ct := range p.custom {
 			if ct.re.MatchString(s) {
-				return Code{Kind: KindCustom, Type: ct.name, Text: s, Symbology: sym}, nil
+				return card.Code{Kind: card.KindCustom, Type: ct.name, Text: s, Symbology: sym}, nil
 			}
 		}
-		return Code{}, err
+		return card.Code{}, err
 	}
 	c.Symbology = sym
 	return c, nil
 }
 
-func (p *Parser) builtin(s string) (Code, error) {
+func (p *Parser) builtin(s string) (card.Code, error) {
 	if m := reStatic.FindStringSubmatch(s); m != nil {
-		return Code{Kind: KindEHCStatic, Text: s, CardID: m[1], OrgCode: m[2]}, nil
+		return card.Code{Kind: card.KindEHCStatic, Text: s, CardID: m[1], OrgCode: m[2]}, nil
 	}
 	if m := reDynamic.FindStringSubmatch(s); m != nil {
-		return Code{Kind: KindEHCDynamic, Text: s, CardID: m[1], OrgCode: m[4]}, nil
+		return card.Code{Kind: card.KindEHCDynamic, Text: s, CardID: m[1], OrgCode: m[4]}, nil
 	}
 	if strings.Contains(s, ":") && !strings.Contains(s, "://") {
-		return Code{}, reject(ReasonBadShape, "colon-separated payload is neither a static (id:1) nor a dynamic (id:0:token::org) e-Health Card code")
+		return card.Code{}, reject(card.ReasonBadShape, "colon-separated payload is neither a static (id:1) nor a dynamic (id:0:token::org) e-Health Card code")
 	}
 	if reDigits.MatchString(s) {
 		id, err := CheckIDNumber(s)
 		if err != nil {
-			return Code{}, err
+			return card.Code{}, err
 		}
-		return Code{Kind: KindIDCard, IDNumber: id}, nil
+		return card.Code{Kind: card.KindIDCard, IDNumber: id}, nil
 	}
 	if u, err := url.Parse(s); err == nil && u.Host != "" {
 		if !p.isSKMHost(u.Hostname()) {
-			return Code{}, reject(ReasonUnknown, "URL on host %q is not a Su Kang Code", u.Hostname())
+			return card.Code{}, reject(card.ReasonUnknown, "URL on host %q is not a Su Kang Code", u.Hostname())
 		}
 		if u.Scheme != "https" {
-			return Code{}, reject(ReasonBadShape, "Su Kang Code URL must use https")
+			return card.Code{}, reject(card.ReasonBadShape, "Su Kang Code URL must use https")
 		}
 		if u.RawQuery == "" {
-			return Code{}, reject(ReasonBadShape, "Su Kang Code URL carries no query parameter")
+			return card.Code{}, reject(card.ReasonBadShape, "Su Kang Code URL carries no query parameter")
 		}
-		return Code{Kind: KindSKM, Text: s}, nil
+		return card.Code{Kind: card.KindSKM, Text: s}, nil
 	}
-	return Code{}, reject(ReasonUnknown, "payload (%d chars) matches no known code type", utf8.RuneCountInString(s))
+	return card.Code{}, reject(card.ReasonUnknown, "payload (%d chars) matches no known code type", utf8.RuneCountInString(s))
 }
 
 func (p *Parser) isSKMHost(h string) bool {
@@ -240,27 +178,27 @@ func CheckIDNumber(s string) (string, error) {
 		sum := 0
 		for i := 0; i < 17; i++ {
 			if s[i] < '0' || s[i] > '9' {
-				return "", reject(ReasonBadShape, "ID number has a non-digit at position %d", i+1)
+				return "", reject(card.ReasonBadShape, "ID number has a non-digit at position %d", i+1)
 			}
 			sum += int(s[i]-'0') * idWeights[i]
 		}
 		if want := idCheck[sum%11]; s[17] != want {
-			return "", reject(ReasonBadChecksum, "ID number check digit does not match")
+			return "", reject(card.ReasonBadChecksum, "ID number check digit does not match")
 		}
 		if !validDate(s[6:14]) {
-			return "", reject(ReasonBadShape, "ID number carries an impossible birth date")
+			return "", reject(card.ReasonBadShape, "ID number carries an impossible birth date")
 		}
 	case 15:
 		for i := 0; i < 15; i++ {
 			if s[i] < '0' || s[i] > '9' {
-				return "", reject(ReasonBadShape, "ID number has a non-digit at position %d", i+1)
+				return "", reject(card.ReasonBadShape, "ID number has a non-digit at position %d", i+1)
 			}
 		}
 		if !validDate("19" + s[6:12]) {
-			return "", reject(ReasonBadShape, "ID number carries an impossible birth date")
+			return "", reject(card.ReasonBadShape, "ID number carries an impossible birth date")
 		}
 	default:
-		return "", reject(ReasonBadShape, "ID number must have 18 or 15 characters")
+		return "", reject(card.ReasonBadShape, "ID number must have 18 or 15 characters")
 	}
 	return s, nil
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"scanagent/internal/card"
 )
 
 const (
@@ -28,52 +30,52 @@ func TestParse(t *testing.T) {
 	tests := []struct {
 		name   string
 		in     string
-		want   Code
-		reason Reason
+		want   card.Code
+		reason card.Reason
 	}{
-		{name: "static", in: staticID + ":1", want: Code{Kind: KindEHCStatic, Text: staticID + ":1", CardID: staticID}},
-		{name: "static 32 lower", in: strings.ToLower(staticID[:32]) + ":1", want: Code{Kind: KindEHCStatic, Text: strings.ToLower(staticID[:32]) + ":1", CardID: strings.ToLower(staticID[:32])}},
-		{name: "static 48", in: staticID[:48] + ":1", want: Code{Kind: KindEHCStatic, Text: staticID[:48] + ":1", CardID: staticID[:48]}},
-		{name: "static with org", in: staticID + ":1::35020001001", want: Code{Kind: KindEHCStatic, Text: staticID + ":1::35020001001", CardID: staticID, OrgCode: "35020001001"}},
-		{name: "static CRLF", in: staticID + ":1\r\n", want: Code{Kind: KindEHCStatic, Text: staticID + ":1", CardID: staticID}},
-		{name: "static NUL TAB", in: "\x00\t" + staticID + ":1\x00", want: Code{Kind: KindEHCStatic, Text: staticID + ":1", CardID: staticID}},
-		{name: "static AIM", in: "]Q1" + staticID + ":1\r", want: Code{Kind: KindEHCStatic, Text: staticID + ":1", CardID: staticID, Symbology: "]Q1"}},
-		{name: "static fullwidth colon", in: staticID + "：1", want: Code{Kind: KindEHCStatic, Text: staticID + ":1", CardID: staticID}},
-		{name: "dynamic", in: dynamic, want: Code{Kind: KindEHCDynamic, Text: dynamic, CardID: dynID, OrgCode: "35020001001"}},
-		{name: "dynamic fullwidth", in: strings.ReplaceAll(dynamic, ":", "："), want: Code{Kind: KindEHCDynamic, Text: dynamic, CardID: dynID, OrgCode: "35020001001"}},
-		{name: "dynamic AIM d2", in: "]d2" + dynamic + "\n", want: Code{Kind: KindEHCDynamic, Text: dynamic, CardID: dynID, OrgCode: "35020001001", Symbology: "]d2"}},
-		{name: "id 18", in: goodID, want: Code{Kind: KindIDCard, IDNumber: goodID}},
-		{name: "id lower x", in: "11010519491231002x", want: Code{Kind: KindIDCard, IDNumber: "11010519491231002X"}},
-		{name: "id 15", in: "432901881022888", want: Code{Kind: KindIDCard, IDNumber: "432901881022888"}},
-		{name: "skm", in: skmURL, want: Code{Kind: KindSKM, Text: skmURL}},
-		{name: "skm apex host", in: "https://jszwfw.gov.cn/x?c=1", want: Code{Kind: KindSKM, Text: "https://jszwfw.gov.cn/x?c=1"}},
-		{name: "custom", in: hospCard + "\r", want: Code{Kind: KindCustom, Type: "hospital_card", Text: hospCard}},
-		{name: "custom rescues bad checksum", in: "901102199809089988", want: Code{Kind: KindCustom, Type: "legacy_id", Text: "901102199809089988"}},
+		{name: "static", in: staticID + ":1", want: card.Code{Kind: card.KindEHCStatic, Text: staticID + ":1", CardID: staticID}},
+		{name: "static 32 lower", in: strings.ToLower(staticID[:32]) + ":1", want: card.Code{Kind: card.KindEHCStatic, Text: strings.ToLower(staticID[:32]) + ":1", CardID: strings.ToLower(staticID[:32])}},
+		{name: "static 48", in: staticID[:48] + ":1", want: card.Code{Kind: card.KindEHCStatic, Text: staticID[:48] + ":1", CardID: staticID[:48]}},
+		{name: "static with org", in: staticID + ":1::35020001001", want: card.Code{Kind: card.KindEHCStatic, Text: staticID + ":1::35020001001", CardID: staticID, OrgCode: "35020001001"}},
+		{name: "static CRLF", in: staticID + ":1\r\n", want: card.Code{Kind: card.KindEHCStatic, Text: staticID + ":1", CardID: staticID}},
+		{name: "static NUL TAB", in: "\x00\t" + staticID + ":1\x00", want: card.Code{Kind: card.KindEHCStatic, Text: staticID + ":1", CardID: staticID}},
+		{name: "static AIM", in: "]Q1" + staticID + ":1\r", want: card.Code{Kind: card.KindEHCStatic, Text: staticID + ":1", CardID: staticID, Symbology: "]Q1"}},
+		{name: "static fullwidth colon", in: staticID + "：1", want: card.Code{Kind: card.KindEHCStatic, Text: staticID + ":1", CardID: staticID}},
+		{name: "dynamic", in: dynamic, want: card.Code{Kind: card.KindEHCDynamic, Text: dynamic, CardID: dynID, OrgCode: "35020001001"}},
+		{name: "dynamic fullwidth", in: strings.ReplaceAll(dynamic, ":", "："), want: card.Code{Kind: card.KindEHCDynamic, Text: dynamic, CardID: dynID, OrgCode: "35020001001"}},
+		{name: "dynamic AIM d2", in: "]d2" + dynamic + "\n", want: card.Code{Kind: card.KindEHCDynamic, Text: dynamic, CardID: dynID, OrgCode: "35020001001", Symbology: "]d2"}},
+		{name: "id 18", in: goodID, want: card.Code{Kind: card.KindIDCard, IDNumber: goodID}},
+		{name: "id lower x", in: "11010519491231002x", want: card.Code{Kind: card.KindIDCard, IDNumber: "11010519491231002X"}},
+		{name: "id 15", in: "432901881022888", want: card.Code{Kind: card.KindIDCard, IDNumber: "432901881022888"}},
+		{name: "skm", in: skmURL, want: card.Code{Kind: card.KindSKM, Text: skmURL}},
+		{name: "skm apex host", in: "https://jszwfw.gov.cn/x?c=1", want: card.Code{Kind: card.KindSKM, Text: "https://jszwfw.gov.cn/x?c=1"}},
+		{name: "custom", in: hospCard + "\r", want: card.Code{Kind: card.KindCustom, Type: "hospital_card", Text: hospCard}},
+		{name: "custom rescues bad checksum", in: "901102199809089988", want: card.Code{Kind: card.KindCustom, Type: "legacy_id", Text: "901102199809089988"}},
 
-		{name: "empty", in: "", reason: ReasonEmpty},
-		{name: "only CRLF", in: "\r\n\x00", reason: ReasonEmpty},
-		{name: "too long", in: strings.Repeat("A", MaxLen+1), reason: ReasonTooLong},
-		{name: "binary", in: "\xff\xfe\x01abc", reason: ReasonBinary},
-		{name: "control inside", in: "abc\x07def", reason: ReasonBinary},
-		{name: "guide example id fails checksum", in: "101102199809089988", reason: ReasonBadChecksum},
-		{name: "id bad date", in: "432901198813228883", reason: ReasonBadShape},
-		{name: "static redacted XXX", in: "C7DA2934121XXX:1", reason: ReasonBadShape},
-		{name: "static short id", in: "C7DA2934:1", reason: ReasonBadShape},
-		{name: "dynamic short token", in: dynID + ":0:B0E3::35020001001", reason: ReasonBadShape},
-		{name: "dynamic no org", in: dynID + ":0:" + dynToken + "::", reason: ReasonBadShape},
-		{name: "version 2", in: staticID + ":2", reason: ReasonBadShape},
-		{name: "skm http", in: "http://jsstm.jszwfw.gov.cn/jkm/2?t=1", reason: ReasonBadShape},
-		{name: "skm no query", in: "https://jsstm.jszwfw.gov.cn/jkm/2", reason: ReasonBadShape},
-		{name: "lookalike host", in: "https://jszwfw.gov.cn.evil.example/x?t=1", reason: ReasonUnknown},
-		{name: "other url", in: "https://example.com/?a=1", reason: ReasonUnknown},
-		{name: "garbage", in: "hello world", reason: ReasonUnknown},
-		{name: "16 digits", in: "1234567890123456", reason: ReasonUnknown},
+		{name: "empty", in: "", reason: card.ReasonEmpty},
+		{name: "only CRLF", in: "\r\n\x00", reason: card.ReasonEmpty},
+		{name: "too long", in: strings.Repeat("A", MaxLen+1), reason: card.ReasonTooLong},
+		{name: "binary", in: "\xff\xfe\x01abc", reason: card.ReasonBinary},
+		{name: "control inside", in: "abc\x07def", reason: card.ReasonBinary},
+		{name: "guide example id fails checksum", in: "101102199809089988", reason: card.ReasonBadChecksum},
+		{name: "id bad date", in: "432901198813228883", reason: card.ReasonBadShape},
+		{name: "static redacted XXX", in: "C7DA2934121XXX:1", reason: card.ReasonBadShape},
+		{name: "static short id", in: "C7DA2934:1", reason: card.ReasonBadShape},
+		{name: "dynamic short token", in: dynID + ":0:B0E3::35020001001", reason: card.ReasonBadShape},
+		{name: "dynamic no org", in: dynID + ":0:" + dynToken + "::", reason: card.ReasonBadShape},
+		{name: "version 2", in: staticID + ":2", reason: card.ReasonBadShape},
+		{name: "skm http", in: "http://jsstm.jszwfw.gov.cn/jkm/2?t=1", reason: card.ReasonBadShape},
+		{name: "skm no query", in: "https://jsstm.jszwfw.gov.cn/jkm/2", reason: card.ReasonBadShape},
+		{name: "lookalike host", in: "https://jszwfw.gov.cn.evil.example/x?t=1", reason: card.ReasonUnknown},
+		{name: "other url", in: "https://example.com/?a=1", reason: card.ReasonUnknown},
+		{name: "garbage", in: "hello world", reason: card.ReasonUnknown},
+		{name: "16 digits", in: "1234567890123456", reason: card.ReasonUnknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := p.Parse([]byte(tt.in))
 			if tt.reason != "" {
-				r, ok := IsRejected(err)
+				r, ok := card.IsRejected(err)
 				if !ok {
 					t.Fatalf("Parse = %+v, %v; want rejection %s", got, err, tt.reason)
 				}
@@ -175,21 +177,21 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		c, err := p.Parse(raw)
 		if err != nil {
-			if _, ok := IsRejected(err); !ok {
+			if _, ok := card.IsRejected(err); !ok {
 				t.Fatalf("error is not a rejection: %v", err)
 			}
 			return
 		}
 		switch c.Kind {
-		case KindEHCStatic, KindEHCDynamic:
+		case card.KindEHCStatic, card.KindEHCDynamic:
 			if !strings.HasPrefix(c.Text, c.CardID+":") || c.CardID == "" {
 				t.Fatalf("inconsistent EHC code %+v", c)
 			}
-		case KindIDCard:
+		case card.KindIDCard:
 			if _, err := CheckIDNumber(c.IDNumber); err != nil {
 				t.Fatalf("accepted ID %q fails its own check", c.IDNumber)
 			}
-		case KindSKM, KindCustom:
+		case card.KindSKM, card.KindCustom:
 			if c.Text == "" {
 				t.Fatal("empty text")
 			}

@@ -2,7 +2,7 @@
 // defaults filled in code, strict TOML parsing (unknown keys are errors that
 // name file:line), validation that names field paths, and secrets resolved
 // from the file, SCANAGENT_* environment variables or *_file paths. Only this
-// package and internal/app know the file format.
+// package and internal/agent know the file format.
 package config
 
 import (

@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
 
+	"scanagent/internal/card"
 	"scanagent/internal/mask"
 )
 
@@ -95,7 +96,7 @@ func NewAPI(o APIOptions) *API {
 func (a *API) SetRecorder(r UsageRecorder) { a.o.Recorder = r }
 
 // Deliver publishes an outcome to every connected client.
-func (a *API) Deliver(_ context.Context, e Event) error {
+func (a *API) Deliver(_ context.Context, e card.Visit) error {
 	if n := a.hub.publish(e); n > 0 {
 		a.o.Log.Warn().Int("clients", n).Msg("slow HIS clients disconnected (buffer full)")
 	}
@@ -196,7 +197,7 @@ func (a *API) serveNext(w http.ResponseWriter, r *http.Request) {
 	defer t.Stop()
 	select {
 	case m := <-s.ch:
-		writeJSON(w, http.StatusOK, m.Event)
+		writeJSON(w, http.StatusOK, m.Visit)
 	case <-t.C:
 		w.WriteHeader(http.StatusNoContent)
 	case <-s.closed:

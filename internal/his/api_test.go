@@ -15,6 +15,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
+
+	"scanagent/internal/card"
 )
 
 type fakeRecorder struct {
@@ -55,8 +57,8 @@ func newAPI(t *testing.T) (*API, *fakeRecorder, *httptest.Server) {
 	return a, rec, srv
 }
 
-var staticEvent = Event{Type: "scan", ID: "s1", Time: time.Now(), Source: "counter", Kind: "ehc_static", Verified: true,
-	Identity: &Identity{Name: "龙小英", IDNumber: "432901198810228888", QRCodeText: "C7DA29345B6DF90A6F5BBEBD73EBE2EDA26F341A6CFEEEB1210A1B2C3D4E5F60:1"}}
+var staticEvent = card.Visit{Type: "scan", ID: "s1", Time: time.Now(), Source: "counter", Kind: "ehc_static", Verified: true,
+	Identity: &card.Identity{Name: "龙小英", IDNumber: "432901198810228888", QRCodeText: "C7DA29345B6DF90A6F5BBEBD73EBE2EDA26F341A6CFEEEB1210A1B2C3D4E5F60:1"}}
 
 func do(t *testing.T, method, url, body string, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
@@ -77,7 +79,7 @@ func do(t *testing.T, method, url, body string, hdr map[string]string) (*http.Re
 func TestUsageAndBindInputs(t *testing.T) {
 	a, rec, srv := newAPI(t)
 	a.Deliver(context.Background(), staticEvent)
-	a.Deliver(context.Background(), Event{Type: "scan", ID: "refused", Error: &EventError{Code: "unknown"}})
+	a.Deliver(context.Background(), card.Visit{Type: "scan", ID: "refused", Error: &card.VisitError{Code: "unknown"}})
 	tests := []struct {
 		name, path, body string
 		status           int
@@ -195,11 +197,11 @@ func TestSinkContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sse.Body.Close()
-	next := make(chan Event, 1)
+	next := make(chan card.Visit, 1)
 	go func() {
 		resp, err := http.Get(srv.URL + "/v1/scans/next?timeout=5s")
 		if err == nil {
-			var e Event
+			var e card.Visit
 			json.NewDecoder(resp.Body).Decode(&e)
 			resp.Body.Close()
 			next <- e
@@ -215,7 +217,7 @@ func TestSinkContract(t *testing.T) {
 	a.Deliver(ctx, staticEvent)
 
 	_, msg, err := ws.Read(ctx)
-	var got Event
+	var got card.Visit
 	if err != nil || json.Unmarshal(msg, &got) != nil || got.ID != "s1" || got.Identity.Name != "龙小英" {
 		t.Fatalf("ws: %s %v", msg, err)
 	}
@@ -252,7 +254,7 @@ func TestSlowClientDisconnected(t *testing.T) {
 	h := newHub(10)
 	s := h.subscribe()
 	for i := 0; i < 100; i++ {
-		h.publish(Event{ID: fmt.Sprint(i)})
+		h.publish(card.Visit{ID: fmt.Sprint(i)})
 	}
 	select {
 	case <-s.closed:

@@ -14,6 +14,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
+
+	"scanagent/internal/card"
 )
 
 // TestFanoutLatency measures the local API's fan-out: from an outcome
@@ -32,7 +34,7 @@ func TestFanoutLatency(t *testing.T) {
 		srv := httptest.NewServer(api.Handler())
 		defer srv.Close()
 		return measure(t, srv.URL+"/v1/ws", clients, scans, func(i int, sent time.Time) {
-			api.Deliver(context.Background(), Event{Type: "scan", ID: fmt.Sprint(i), Time: sent, Identity: &Identity{Name: "龙小英", IDNumber: "432901198810228888"}})
+			api.Deliver(context.Background(), card.Visit{Type: "scan", ID: fmt.Sprint(i), Time: sent, Identity: &card.Identity{Name: "龙小英", IDNumber: "432901198810228888"}})
 		}, func() int { return api.Clients() })
 	}
 	// Baseline: a bare broadcast server.

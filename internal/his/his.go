@@ -12,62 +12,15 @@ package his
 import (
 	"context"
 	"errors"
-	"time"
+
+	"scanagent/internal/card"
 )
 
-// Identity is a patient's identity as the HIS receives it.
-type Identity struct {
-	Name         string `json:"name,omitempty"`
-	Gender       string `json:"gender,omitempty"`
-	Nation       string `json:"nation,omitempty"`
-	Birthday     string `json:"birthday,omitempty"`
-	IDType       string `json:"idType,omitempty"`
-	IDNumber     string `json:"idNumber,omitempty"`
-	Phone        string `json:"phone,omitempty"`
-	Address      string `json:"address,omitempty"`
-	PHID         string `json:"phid,omitempty"`
-	HealthCardID string `json:"healthCardId,omitempty"`
-	PatID        string `json:"patid,omitempty"`
-	QRCodeText   string `json:"qrCodeText,omitempty"`
-	CustomType   string `json:"customType,omitempty"`
-	// Level and Tip are the Su Kang Code colour (green, yellow, red) and text.
-	Level string `json:"level,omitempty"`
-	Tip   string `json:"tip,omitempty"`
-}
-
-// Event is one scan outcome, as pushed to HIS clients.
-type Event struct {
-	Type     string    `json:"type"` // "scan"
-	ID       string    `json:"id"`
-	Time     time.Time `json:"time"`
-	Source   string    `json:"source"`
-	Kind     string    `json:"kind,omitempty"`
-	Verified bool      `json:"verified"`
-	// Offline: the platform was unreachable and the code was handed over
-	// unverified under the offline policy.
-	Offline  bool        `json:"offline,omitempty"`
-	Identity *Identity   `json:"identity,omitempty"`
-	Error    *EventError `json:"error,omitempty"`
-	Latency  float64     `json:"latencyMs"`
-}
-
-// EventError says why a scan was refused.
-type EventError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-// Usage is the HIS's account of how a card was used (reportHISData).
+// Usage is the HIS's account of how a card was used: a reportHISData,
+// or a scan of which the report is derived.
 type Usage struct {
-	ScanID       string `json:"scanId,omitempty"`
-	QRCodeText   string `json:"qrCodeText,omitempty"`
-	IDCardNumber string `json:"idCardNumber,omitempty"`
-	Name         string `json:"name,omitempty"`
-	Scene        string `json:"scene"`
-	Department   string `json:"department,omitempty"`
-	CardType     string `json:"cardType,omitempty"`
-	CardChannel  string `json:"cardChannel,omitempty"`
-	Time         string `json:"time,omitempty"`
+	ScanID string `json:"scanId,omitempty"`
+	card.Report
 	// IdempotencyKey comes from the Idempotency-Key header: a retried POST
 	// with the same key is queued once.
 	IdempotencyKey string `json:"-"`
@@ -78,18 +31,17 @@ type Usage struct {
 	BodyDigest string `json:"-"`
 }
 
-// Binding asks for a bindCardRelation.
+// Binding asks for a bindCardRelation, of a card or of a scan's card.
 type Binding struct {
-	ScanID     string `json:"scanId,omitempty"`
-	QRCodeText string `json:"qrCodeText,omitempty"`
-	PatID      string `json:"patid"`
+	ScanID string `json:"scanId,omitempty"`
+	card.Binding
 	// IdempotencyKey, BodyDigest: see Usage.
 	IdempotencyKey string `json:"-"`
 	BodyDigest     string `json:"-"`
 }
 
 // UsageRecorder queues usage reports and bindings durably; the outbox
-// (through internal/app) satisfies it. It returns the record's id once the
+// (through internal/agent and internal/visit) satisfies it. It returns the record's id once the
 // record is on disk.
 type UsageRecorder interface {
 	RecordUsage(ctx context.Context, u Usage) (string, error)
@@ -106,5 +58,5 @@ var ErrIdempotencyConflict = errors.New("idempotency key already used with a dif
 
 // Sink receives every scan outcome.
 type Sink interface {
-	Deliver(ctx context.Context, e Event) error
+	Deliver(ctx context.Context, e card.Visit) error
 }

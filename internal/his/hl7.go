@@ -15,6 +15,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/text/encoding/simplifiedchinese"
+
+	"scanagent/internal/card"
 )
 
 // MLLP framing bytes.
@@ -116,7 +118,7 @@ func hl7Escape(s string) string {
 }
 
 // Message renders the HL7 message of e (segments separated by CR).
-func (h *HL7) Message(e Event, controlID string) ([]byte, error) {
+func (h *HL7) Message(e card.Visit, controlID string) ([]byte, error) {
 	id := e.Identity
 	if id == nil {
 		return nil, errors.New("no identity")
@@ -133,10 +135,10 @@ func (h *HL7) Message(e Event, controlID string) ([]byte, error) {
 	data := map[string]string{
 		"SendingApp": esc(h.o.SendingApp), "SendingFacility": esc(h.o.SendingFacility),
 		"ReceivingApp": esc(h.o.ReceivingApp), "ReceivingFacility": esc(h.o.ReceivingFacility),
-		"Time": h.o.Now().In(time.FixedZone("CST", 8*3600)).Format("20060102150405"), "ControlID": esc(controlID), "Charset": charset,
+		"Time": h.o.Now().In(card.CST).Format("20060102150405"), "ControlID": esc(controlID), "Charset": charset,
 		"IDNumber": esc(id.IDNumber), "HealthCardID": esc(id.HealthCardID), "Name": esc(id.Name),
 		"Birth": strings.ReplaceAll(esc(id.Birthday), "-", ""), "Sex": sex, "Address": esc(id.Address), "Phone": esc(id.Phone),
-		"PHID": esc(id.PHID), "Kind": esc(e.Kind), "ScanID": esc(e.ID), "Level": esc(id.Level),
+		"PHID": esc(id.PHID), "Kind": esc(string(e.Kind)), "ScanID": esc(e.ID), "Level": esc(id.Level),
 	}
 	var buf bytes.Buffer
 	if err := h.tmpl.Execute(&buf, data); err != nil {
@@ -156,7 +158,7 @@ func (h *HL7) Message(e Event, controlID string) ([]byte, error) {
 
 // Deliver sends the message of an identified scan and waits for its ACK.
 // Refused scans carry no patient and are not sent.
-func (h *HL7) Deliver(ctx context.Context, e Event) error {
+func (h *HL7) Deliver(ctx context.Context, e card.Visit) error {
 	if e.Identity == nil {
 		return nil
 	}

@@ -3,19 +3,21 @@ package his
 import (
 	"encoding/json"
 	"sync"
+
+	"scanagent/internal/card"
 )
 
 // hub fans events out to subscribers and remembers recent ones.
 type hub struct {
 	mu     sync.Mutex
 	subs   map[*sub]struct{}
-	recent []Event // newest last
+	recent []card.Visit // newest last
 	keep   int
 }
 
 // message is an event with its JSON, encoded once for every client.
 type message struct {
-	Event
+	card.Visit
 	data []byte
 }
 
@@ -55,9 +57,9 @@ func (h *hub) unsubscribe(s *sub) {
 
 // publish never blocks: a subscriber whose buffer is full is disconnected
 // (it can reconnect and read /v1/scans/last) rather than stall the scanner.
-func (h *hub) publish(e Event) (dropped int) {
+func (h *hub) publish(e card.Visit) (dropped int) {
 	data, _ := json.Marshal(e)
-	m := message{Event: e, data: data}
+	m := message{Visit: e, data: data}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.recent = append(h.recent, e)
@@ -76,16 +78,16 @@ func (h *hub) publish(e Event) (dropped int) {
 	return dropped
 }
 
-func (h *hub) last() (Event, bool) {
+func (h *hub) last() (card.Visit, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.recent) == 0 {
-		return Event{}, false
+		return card.Visit{}, false
 	}
 	return h.recent[len(h.recent)-1], true
 }
 
-func (h *hub) find(id string) (Event, bool) {
+func (h *hub) find(id string) (card.Visit, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i := len(h.recent) - 1; i >= 0; i-- {
@@ -93,14 +95,14 @@ func (h *hub) find(id string) (Event, bool) {
 			return h.recent[i], true
 		}
 	}
-	return Event{}, false
+	return card.Visit{}, false
 }
 
-func (h *hub) snapshot(n int) []Event {
+func (h *hub) snapshot(n int) []card.Visit {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	start := max(0, len(h.recent)-n)
-	return append([]Event(nil), h.recent[start:]...)
+	return append([]card.Visit(nil), h.recent[start:]...)
 }
 
 func (h *hub) clients() int {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"scanagent/internal/card"
 )
 
 // Push signature headers. The signature is hex HMAC-SHA256 over
@@ -74,7 +76,7 @@ func NewPush(o PushOptions) *Push {
 func (p *Push) Counts() (delivered, failed int64) { return p.delivered.Load(), p.failed.Load() }
 
 // Deliver pushes e, retrying transient failures a few times.
-func (p *Push) Deliver(ctx context.Context, e Event) error {
+func (p *Push) Deliver(ctx context.Context, e card.Visit) error {
 	body, err := json.Marshal(e)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/text/encoding/simplifiedchinese"
 
+	"scanagent/internal/card"
 	"scanagent/test/fakehis/server"
 )
 
@@ -88,11 +89,11 @@ func hl7Case(charset string) func(t *testing.T) (Sink, func() []string) {
 // TestSinkDeliversIdentities is the contract every sink meets: each
 // identified scan reaches the receiver with the patient, in order.
 func TestSinkDeliversIdentities(t *testing.T) {
-	events := []Event{
-		{Type: "scan", ID: "a", Kind: "ehc_static", Verified: true, Identity: &Identity{Name: "龙小英", Gender: "女", Birthday: "1988-10-22", IDNumber: "432901198810228888", Phone: "18888882012", Address: "未知地址"}},
-		{Type: "scan", ID: "b", Kind: "id_card", Identity: &Identity{IDNumber: "11010519491231002X", Name: "张三"}},
-		{Type: "scan", ID: "c", Error: &EventError{Code: "unknown", Message: "not a code"}},
-		{Type: "scan", ID: "d", Kind: "ehc_dynamic", Verified: true, Identity: &Identity{Name: "O'Brien|^~&", IDNumber: "X"}},
+	events := []card.Visit{
+		{Type: "scan", ID: "a", Kind: "ehc_static", Verified: true, Identity: &card.Identity{Name: "龙小英", Gender: "女", Birthday: "1988-10-22", IDNumber: "432901198810228888", Phone: "18888882012", Address: "未知地址"}},
+		{Type: "scan", ID: "b", Kind: "id_card", Identity: &card.Identity{IDNumber: "11010519491231002X", Name: "张三"}},
+		{Type: "scan", ID: "c", Error: &card.VisitError{Code: "unknown", Message: "not a code"}},
+		{Type: "scan", ID: "d", Kind: "ehc_dynamic", Verified: true, Identity: &card.Identity{Name: "O'Brien|^~&", IDNumber: "X"}},
 	}
 	for _, c := range sinkCases() {
 		t.Run(c.name, func(t *testing.T) {
@@ -131,7 +132,7 @@ func TestPushSignatureAndRetries(t *testing.T) {
 	}))
 	defer srv.Close()
 	p := NewPush(PushOptions{URL: srv.URL, Secret: []byte(pushSecret), Retries: 2})
-	if err := p.Deliver(context.Background(), Event{ID: "x"}); err != nil {
+	if err := p.Deliver(context.Background(), card.Visit{ID: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	if calls.Load() != 2 || lastSig != PushSignature([]byte(pushSecret), lastTS, lastBody) {
@@ -142,7 +143,7 @@ func TestPushSignatureAndRetries(t *testing.T) {
 	fsrv := httptest.NewServer(fake.Handler())
 	defer fsrv.Close()
 	bad := NewPush(PushOptions{URL: fsrv.URL + "/push", Secret: []byte(pushSecret), Retries: 3})
-	if err := bad.Deliver(context.Background(), Event{ID: "y"}); err == nil || fake.Stats().BadPushes != 1 {
+	if err := bad.Deliver(context.Background(), card.Visit{ID: "y"}); err == nil || fake.Stats().BadPushes != 1 {
 		t.Fatalf("wrong secret: %v, bad pushes %d", err, fake.Stats().BadPushes)
 	}
 	if d, f := bad.Counts(); d != 0 || f != 1 {
@@ -151,7 +152,7 @@ func TestPushSignatureAndRetries(t *testing.T) {
 	// A dead receiver fails within the deadline.
 	dead := NewPush(PushOptions{URL: "http://127.0.0.1:1/push", Timeout: 200 * time.Millisecond, Retries: 1})
 	start := time.Now()
-	if err := dead.Deliver(context.Background(), Event{ID: "z"}); err == nil || time.Since(start) > 2*time.Second {
+	if err := dead.Deliver(context.Background(), card.Visit{ID: "z"}); err == nil || time.Since(start) > 2*time.Second {
 		t.Fatalf("dead receiver: %v after %v", err, time.Since(start))
 	}
 }
@@ -162,7 +163,7 @@ func TestHL7NAKAndReconnect(t *testing.T) {
 	defer ln.Close()
 	go fake.ServeMLLP(ln)
 	h, _ := NewHL7(HL7Options{Addr: ln.Addr().String(), Timeout: time.Second})
-	e := Event{ID: "a", Identity: &Identity{Name: "张三", IDNumber: "11010519491231002X"}}
+	e := card.Visit{ID: "a", Identity: &card.Identity{Name: "张三", IDNumber: "11010519491231002X"}}
 	fake.SetNAK(true)
 	if err := h.Deliver(context.Background(), e); err == nil || !strings.Contains(err.Error(), "NAK AE") {
 		t.Fatalf("NAK: %v", err)
@@ -188,7 +189,7 @@ func TestHL7NAKAndReconnect(t *testing.T) {
 func TestHL7Message(t *testing.T) {
 	now := time.Date(2026, 11, 23, 2, 30, 0, 0, time.UTC)
 	h, _ := NewHL7(HL7Options{SendingFacility: "H1", ReceivingApp: "HIS", Now: func() time.Time { return now }})
-	msg, err := h.Message(Event{ID: "s", Kind: "ehc_static", Identity: &Identity{Name: "龙小英", Gender: "女", Birthday: "1988-10-22",
+	msg, err := h.Message(card.Visit{ID: "s", Kind: "ehc_static", Identity: &card.Identity{Name: "龙小英", Gender: "女", Birthday: "1988-10-22",
 		IDNumber: "432901198810228888", HealthCardID: "HC1", Phone: "18888882012", Address: "厦门|思明"}}, "C1")
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +201,7 @@ func TestHL7Message(t *testing.T) {
 		t.Fatalf("message\n got %q\nwant %q", msg, want)
 	}
 	g, _ := NewHL7(HL7Options{Charset: "gb18030", Now: func() time.Time { return now }})
-	gb, _ := g.Message(Event{Identity: &Identity{Name: "龙小英"}}, "C2")
+	gb, _ := g.Message(card.Visit{Identity: &card.Identity{Name: "龙小英"}}, "C2")
 	if back, _ := simplifiedchinese.GB18030.NewDecoder().Bytes(gb); !strings.Contains(string(back), "|龙小英|") || strings.Contains(string(gb), "龙") {
 		t.Fatalf("gb18030 encoding: %q", gb)
 	}

@@ -19,8 +19,6 @@ import (
 // can take (guide §3.2.7 reportHISData, §3.2.6 bindCardRelation), checked
 // before it is queued, so that no report dies later as a dead letter.
 
-const kindDynamic = "ehc_dynamic"
-
 func (a *API) serveUsage(w http.ResponseWriter, r *http.Request) {
 	var u Usage
 	if err := decodeStrict(r, &u); err != nil {
@@ -31,7 +29,7 @@ func (a *API) serveUsage(w http.ResponseWriter, r *http.Request) {
 	fields := map[string]string{}
 	u.IdempotencyKey = idempotencyKey(r, fields)
 	if e, ok := a.resolveScan(u.ScanID, fields); ok {
-		if e.Kind == kindDynamic {
+		if e.Kind == card.KindEHCDynamic {
 			a.countedByVerify(w, r, "scanId")
 			return
 		}
@@ -69,11 +67,11 @@ func (a *API) countedByVerify(w http.ResponseWriter, r *http.Request, field stri
 
 // fillFromScan takes the card of a static e-Health Card scan (cardType 11)
 // or the ID number of a scan, with the scan's name or else the HIS's.
-func fillFromScan(u *Usage, e Event, fields map[string]string) {
+func fillFromScan(u *Usage, e card.Visit, fields map[string]string) {
 	id := e.Identity
 	wantQR := u.CardType == "" || u.CardType == card.CardTypeHealthCard
 	switch {
-	case strings.HasPrefix(e.Kind, "ehc_") && id.QRCodeText != "" && wantQR:
+	case e.Kind.IsEHC() && id.QRCodeText != "" && wantQR:
 		u.QRCodeText = id.QRCodeText
 	case id.IDNumber != "" && (id.Name != "" || u.Name != ""):
 		u.IDCardNumber = id.IDNumber
@@ -160,7 +158,7 @@ func (a *API) serveBind(w http.ResponseWriter, r *http.Request) {
 	fields := map[string]string{}
 	b.IdempotencyKey = idempotencyKey(r, fields)
 	if e, ok := a.resolveScan(b.ScanID, fields); ok {
-		if !strings.HasPrefix(e.Kind, "ehc_") || e.Identity.QRCodeText == "" {
+		if !e.Kind.IsEHC() || e.Identity.QRCodeText == "" {
 			fields["scanId"] = "only e-Health Card scans can be bound"
 		} else {
 			b.QRCodeText = e.Identity.QRCodeText
@@ -196,18 +194,18 @@ func (a *API) checkID(n string) error {
 }
 
 // resolveScan finds the scan a request names.
-func (a *API) resolveScan(scanID string, fields map[string]string) (Event, bool) {
+func (a *API) resolveScan(scanID string, fields map[string]string) (card.Visit, bool) {
 	if scanID == "" {
-		return Event{}, false
+		return card.Visit{}, false
 	}
 	e, ok := a.hub.find(scanID)
 	if !ok {
 		fields["scanId"] = "unknown or too old (the agent keeps the last " + strconv.Itoa(a.o.Keep) + " scans): send qrCodeText instead"
-		return Event{}, false
+		return card.Visit{}, false
 	}
 	if e.Identity == nil {
 		fields["scanId"] = "that scan was refused: no card to report"
-		return Event{}, false
+		return card.Visit{}, false
 	}
 	return e, true
 }

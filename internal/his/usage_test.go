@@ -10,16 +10,18 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"scanagent/internal/card"
 )
 
 // A dynamic code as the guide prints it (§6 of SPEC), with a 64-hex card id.
 const dynamicQR = "D109C4C3A1B2C3D4E5F60718293A4B5C6D7E8F90A1B2C3D4E5F60718293A4B5C:0:B0E3CC5F50EF5DC663F094C985B58312::35020001001"
 
-var dynamicEvent = Event{Type: "scan", ID: "d1", Source: "counter", Kind: "ehc_dynamic", Verified: true,
-	Identity: &Identity{Name: "龙小英", IDNumber: "432901198810228888", QRCodeText: dynamicQR}}
+var dynamicEvent = card.Visit{Type: "scan", ID: "d1", Source: "counter", Kind: "ehc_dynamic", Verified: true,
+	Identity: &card.Identity{Name: "龙小英", IDNumber: "432901198810228888", QRCodeText: dynamicQR}}
 
-var idCardEvent = Event{Type: "scan", ID: "i1", Source: "counter", Kind: "id_card", Verified: false,
-	Identity: &Identity{IDNumber: "432901198810228888", IDType: "01"}}
+var idCardEvent = card.Visit{Type: "scan", ID: "i1", Source: "counter", Kind: "id_card", Verified: false,
+	Identity: &card.Identity{IDNumber: "432901198810228888", IDType: "01"}}
 
 // TestUsageDynamicCodeCountedByVerify: verifyQRCode is a dynamic code's
 // usage record (guide §3.2.11), so /v1/usage refuses to queue a second count

@@ -1,7 +1,7 @@
 // Package logging builds the agent's zerolog loggers: console output on a
 // terminal, JSON otherwise, a rotated file (lumberjack) for services, and one
 // child logger per component. It holds no global state: the root logger is
-// created by internal/app and passed down.
+// created by internal/agent and passed down.
 package logging
 
 import (

@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"scanagent/internal/card"
 )
 
 // EvdevSupported reports whether keyboard-wedge scanners can be read here.
@@ -32,7 +34,7 @@ const (
 
 // Run opens the input device, grabs it exclusively (so the scanner no
 // longer types into the desktop) and decodes key events until ctx ends.
-func (e *Evdev) Run(ctx context.Context, emit func(Scan)) error {
+func (e *Evdev) Run(ctx context.Context, emit func(card.Scan)) error {
 	f, err := os.OpenFile(e.o.Device, os.O_RDONLY, 0)
 	if err != nil {
 		return fmt.Errorf("open %s: %w (the service user needs the input group or a udev rule)", e.o.Device, err)
@@ -67,7 +69,7 @@ func (e *Evdev) Run(ctx context.Context, emit func(Scan)) error {
 				continue
 			}
 			if data, done := dec.Key(ev.Code, ev.Value); done {
-				emit(Scan{Data: data, Source: e.o.Name, At: time.Now()})
+				emit(card.Scan{Data: data, Source: e.o.Name, At: time.Now()})
 			}
 		}
 	}

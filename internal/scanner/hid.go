@@ -8,6 +8,8 @@ import (
 
 	"github.com/karalabe/usb"
 	"github.com/rs/zerolog"
+
+	"scanagent/internal/card"
 )
 
 // HIDSupported reports whether this build can read HID devices (the USB
@@ -38,7 +40,7 @@ func (h *HID) Name() string { return h.o.Name }
 
 // Run opens the device by VID/PID (re-enumerating each time) and decodes
 // its input reports.
-func (h *HID) Run(ctx context.Context, emit func(Scan)) error {
+func (h *HID) Run(ctx context.Context, emit func(card.Scan)) error {
 	if !usb.Supported() {
 		return ErrNoHID
 	}
@@ -82,7 +84,7 @@ func (h *HID) Run(ctx context.Context, emit func(Scan)) error {
 				continue
 			}
 			if done {
-				emit(Scan{Data: data, Source: h.o.Name, At: time.Now()})
+				emit(card.Scan{Data: data, Source: h.o.Name, At: time.Now()})
 			}
 		}
 	}()

@@ -13,23 +13,15 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-)
 
-// Scan is one framed read.
-type Scan struct {
-	Data   []byte
-	Source string
-	// At is the time the last byte of the frame arrived.
-	At time.Time
-	// Overflow is set when the frame hit the maximum length and was cut.
-	Overflow bool
-}
+	"scanagent/internal/card"
+)
 
 // Source is one scanner. Run opens the device, emits scans until ctx ends
 // or the device fails, and closes it; it returns nil only when ctx ended.
 type Source interface {
 	Name() string
-	Run(ctx context.Context, emit func(Scan)) error
+	Run(ctx context.Context, emit func(card.Scan)) error
 }
 
 // State is a source's connection state.
@@ -94,7 +86,7 @@ func Connected(ctx context.Context) {
 }
 
 // Run runs every source until ctx ends and all of them returned.
-func (s *Supervisor) Run(ctx context.Context, sources []Source, emit func(Scan)) {
+func (s *Supervisor) Run(ctx context.Context, sources []Source, emit func(card.Scan)) {
 	var wg sync.WaitGroup
 	for _, src := range sources {
 		wg.Add(1)
@@ -106,12 +98,12 @@ func (s *Supervisor) Run(ctx context.Context, sources []Source, emit func(Scan))
 	wg.Wait()
 }
 
-func (s *Supervisor) keep(ctx context.Context, src Source, emit func(Scan)) {
+func (s *Supervisor) keep(ctx context.Context, src Source, emit func(card.Scan)) {
 	name := src.Name()
 	log := s.Log.With().Str("source", name).Logger()
 	s.update(name, func(*State) {})
 	backoff := 100 * time.Millisecond
-	count := func(sc Scan) {
+	count := func(sc card.Scan) {
 		s.update(name, func(st *State) { st.Scans++ })
 		emit(sc)
 	}

@@ -10,6 +10,8 @@ import (
 	"github.com/rs/zerolog"
 	"go.bug.st/serial"
 	"go.bug.st/serial/enumerator"
+
+	"scanagent/internal/card"
 )
 
 // SerialOptions configures a serial scanner.
@@ -67,7 +69,7 @@ func (s *Serial) mode() *serial.Mode {
 }
 
 // Run opens the port and frames scans until ctx ends or the port fails.
-func (s *Serial) Run(ctx context.Context, emit func(Scan)) error {
+func (s *Serial) Run(ctx context.Context, emit func(card.Scan)) error {
 	name, err := s.resolve()
 	if err != nil {
 		return err
@@ -106,7 +108,7 @@ type reader interface {
 // readLoop reads with a short timeout, feeding the framer. A port that
 // returns nothing at once, many times in a row, has vanished (some USB
 // drivers report unplug that way) and is treated as closed.
-func readLoop(ctx context.Context, port reader, fr *Framer, source string, emit func(Scan)) error {
+func readLoop(ctx context.Context, port reader, fr *Framer, source string, emit func(card.Scan)) error {
 	buf := make([]byte, 512)
 	fastZeros := 0
 	for {
@@ -132,13 +134,13 @@ func readLoop(ctx context.Context, port reader, fr *Framer, source string, emit 
 				fastZeros = 0
 			}
 			if f, ok := fr.Idle(now); ok {
-				emit(Scan{Data: f.Data, Source: source, At: f.At, Overflow: f.Overflow})
+				emit(card.Scan{Data: f.Data, Source: source, At: f.At, Overflow: f.Overflow})
 			}
 			continue
 		}
 		fastZeros = 0
 		for _, f := range fr.Feed(buf[:n], now) {
-			emit(Scan{Data: f.Data, Source: source, At: f.At, Overflow: f.Overflow})
+			emit(card.Scan{Data: f.Data, Source: source, At: f.At, Overflow: f.Overflow})
 		}
 	}
 }

@@ -13,18 +13,19 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"scanagent/internal/card"
 	"scanagent/test/fakescanner/device"
 )
 
 type collector struct {
 	mu    sync.Mutex
-	scans []Scan
-	ch    chan Scan
+	scans []card.Scan
+	ch    chan card.Scan
 }
 
-func newCollector() *collector   { return &collector{ch: make(chan Scan, 1024)} }
-func (c *collector) emit(s Scan) { c.ch <- s }
-func (c *collector) next(t *testing.T, d time.Duration) Scan {
+func newCollector() *collector        { return &collector{ch: make(chan card.Scan, 1024)} }
+func (c *collector) emit(s card.Scan) { c.ch <- s }
+func (c *collector) next(t *testing.T, d time.Duration) card.Scan {
 	t.Helper()
 	select {
 	case s := <-c.ch:
@@ -32,7 +33,7 @@ func (c *collector) next(t *testing.T, d time.Duration) Scan {
 	case <-time.After(d):
 		t.Fatal("no scan within", d)
 	}
-	return Scan{}
+	return card.Scan{}
 }
 func (c *collector) none(t *testing.T, d time.Duration) {
 	t.Helper()
@@ -171,11 +172,11 @@ func TestSerialUnplugReplugNoLeak(t *testing.T) {
 func TestSerialAbsentPortNoBusyLoop(t *testing.T) {
 	src := NewSerial(SerialOptions{Name: "gone", Port: filepath.Join(t.TempDir(), "none"), Baud: 9600, DataBits: 8, Parity: "none", StopBits: "1", Suffix: []byte("\r"), MaxFrame: 10})
 	var opens int
-	counting := sourceFunc{name: "gone", run: func(ctx context.Context, emit func(Scan)) error { opens++; return src.Run(ctx, emit) }}
+	counting := sourceFunc{name: "gone", run: func(ctx context.Context, emit func(card.Scan)) error { opens++; return src.Run(ctx, emit) }}
 	sup := NewSupervisor(zerolog.Nop())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	sup.Run(ctx, []Source{counting}, func(Scan) {})
+	sup.Run(ctx, []Source{counting}, func(card.Scan) {})
 	// 100ms doubling to 1s: about 5-6 attempts in 2s, never hundreds.
 	if opens > 12 || opens < 2 {
 		t.Fatalf("%d open attempts in 2s", opens)
@@ -187,8 +188,8 @@ func TestSerialAbsentPortNoBusyLoop(t *testing.T) {
 
 type sourceFunc struct {
 	name string
-	run  func(ctx context.Context, emit func(Scan)) error
+	run  func(ctx context.Context, emit func(card.Scan)) error
 }
 
-func (s sourceFunc) Name() string                                   { return s.name }
-func (s sourceFunc) Run(ctx context.Context, emit func(Scan)) error { return s.run(ctx, emit) }
+func (s sourceFunc) Name() string                                        { return s.name }
+func (s sourceFunc) Run(ctx context.Context, emit func(card.Scan)) error { return s.run(ctx, emit) }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"scanagent/internal/card"
 	"scanagent/test/fakeplatform/platform"
 )
 
@@ -16,7 +17,7 @@ import (
 func BenchmarkVerifyStatic(b *testing.B) {
 	e := newEnv(b)
 	c := e.direct()
-	req := Request{Kind: KindEHCStatic, Text: platform.BuiltinCards()[0].QRCodeText}
+	req := card.Request{Kind: card.KindEHCStatic, Text: platform.BuiltinCards()[0].QRCodeText}
 	if _, err := c.Verify(context.Background(), req); err != nil {
 		b.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"scanagent/internal/card"
 	"scanagent/internal/verify/sign"
 )
 
@@ -122,11 +123,11 @@ func (c *EHC) fetchToken(ctx context.Context) (string, time.Duration, error) {
 		AppToken  string      `json:"appToken"`
 		ExpiresIn json.Number `json:"expiresIn"`
 	}
-	if err := c.once(ctx, APIGetAppToken, "", NewRequestID(), map[string]any{"appId": c.o.AppID}, &rsp); err != nil {
+	if err := c.once(ctx, APIGetAppToken, "", card.NewRequestID(), map[string]any{"appId": c.o.AppID}, &rsp); err != nil {
 		return "", 0, err
 	}
 	if rsp.AppToken == "" {
-		return "", 0, &Error{API: APIGetAppToken, Class: Retryable, Msg: "answer carries no appToken", Unknown: true}
+		return "", 0, &card.Error{API: APIGetAppToken, Class: card.Retryable, Msg: "answer carries no appToken", Unknown: true}
 	}
 	ttl := 7200 * time.Second
 	if n, err := strconv.ParseFloat(rsp.ExpiresIn.String(), 64); err == nil && n > 0 {
@@ -156,7 +157,7 @@ func (c *EHC) call(ctx context.Context, api, requestID string, req map[string]an
 // queued record) is not retried here: the platform answered it, so the id
 // is spent (guide FAQ 2: a different requestId for every request) and a
 // platform that remembers ids would answer its replay with 10054. The
-// caller gets a definite (not Unknown) TokenExpired error and retries with
+// caller gets a definite (not Unknown) card.TokenExpired error and retries with
 // a new id, which it persists before sending.
 func (c *EHC) withToken(ctx context.Context, api, requestID string, req map[string]any, out any) error {
 	fresh := requestID == ""
@@ -168,24 +169,24 @@ func (c *EHC) withToken(ctx context.Context, api, requestID string, req map[stri
 	for range attempts {
 		id := requestID
 		if fresh {
-			id = NewRequestID()
+			id = card.NewRequestID()
 		}
 		tok, terr := c.tokens.Token(ctx)
 		if terr != nil {
 			return terr
 		}
 		err = c.once(ctx, api, tok, id, req, out)
-		if ClassOf(err) != TokenExpired {
+		if card.ClassOf(err) != card.TokenExpired {
 			return err
 		}
 		c.tokens.Invalidate(tok)
 		c.o.Log.Warn().Str("api", api).Err(err).Bool("queued", !fresh).Msg("appToken rejected; token dropped")
 	}
-	e, _ := AsError(err)
+	e, _ := card.AsError(err)
 	if fresh {
 		// A fresh token died at once: another process is fetching tokens
 		// for this appId (SPEC §4 token rule).
-		e.Class = Retryable
+		e.Class = card.Retryable
 		e.Msg += " (a fresh token was rejected too: is another agent fetching tokens for this appId?)"
 	} else {
 		e.Msg += " (token dropped; not processed: retry with a new requestId)"
@@ -197,7 +198,7 @@ func (c *EHC) withToken(ctx context.Context, api, requestID string, req map[stri
 func (c *EHC) once(ctx context.Context, api, token, requestID string, req map[string]any, out any) error {
 	text, body, err := c.encode(token, requestID, req)
 	if err != nil {
-		return ehcError(api, requestID, Fatal, false, "encode request", err)
+		return ehcError(api, requestID, card.Fatal, false, "encode request", err)
 	}
 	a, err := c.post(ctx, api, requestID, body)
 	if err != nil {
@@ -207,8 +208,8 @@ func (c *EHC) once(ctx context.Context, api, token, requestID string, req map[st
 }
 
 // ehcError is a failure of one request that carries no resultCode.
-func ehcError(api, requestID string, class Class, unknown bool, msg string, err error) *Error {
-	return &Error{API: api, Class: class, Msg: msg, Err: err, RequestID: requestID, Unknown: unknown, Unavailable: class == Retryable}
+func ehcError(api, requestID string, class card.Class, unknown bool, msg string, err error) *card.Error {
+	return &card.Error{API: api, Class: class, Msg: msg, Err: err, RequestID: requestID, Unknown: unknown, Unavailable: class == card.Retryable}
 }
 
 // encode signs a request and returns its signing text and body. Empty
@@ -241,12 +242,12 @@ type httpAnswer struct {
 	took     time.Duration
 }
 
-// post sends body to api's URL. A transport fault is Retryable, Unknown
+// post sends body to api's URL. A transport fault is card.Retryable, Unknown
 // once the request was written; a redirect is not followed.
 func (c *EHC) post(ctx context.Context, api, requestID string, body []byte) (httpAnswer, error) {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(api), bytes.NewReader(body))
 	if err != nil {
-		return httpAnswer{}, ehcError(api, requestID, Fatal, false, "bad URL", err)
+		return httpAnswer{}, ehcError(api, requestID, card.Fatal, false, "bad URL", err)
 	}
 	hreq.Header.Set("Content-Type", "application/json; charset=utf-8")
 	var wrote bool
@@ -259,17 +260,17 @@ func (c *EHC) post(ctx context.Context, api, requestID string, body []byte) (htt
 		if ctx.Err() != nil {
 			return httpAnswer{}, ctx.Err()
 		}
-		return httpAnswer{}, ehcError(api, requestID, Retryable, wrote, "request failed", err)
+		return httpAnswer{}, ehcError(api, requestID, card.Retryable, wrote, "request failed", err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
 	if err != nil {
-		return httpAnswer{}, ehcError(api, requestID, Retryable, true, "reading answer failed", err)
+		return httpAnswer{}, ehcError(api, requestID, card.Retryable, true, "reading answer failed", err)
 	}
 	return httpAnswer{status: resp.StatusCode, location: redirectTarget(resp), data: data, took: c.o.Now().Sub(start)}, nil
 }
 
-// interpret turns an HTTP answer into nil or an *Error, decoding rsp into
+// interpret turns an HTTP answer into nil or an *card.Error, decoding rsp into
 // out.
 func (c *EHC) interpret(api, requestID, text string, a httpAnswer, out any) error {
 	log := c.o.Log.Debug().Str("api", api).Str("requestId", requestID).Int("status", a.status).Dur("took", a.took)
@@ -278,22 +279,22 @@ func (c *EHC) interpret(api, requestID, text string, a httpAnswer, out any) erro
 		return c.statusError(api, requestID, text, a)
 	}
 	if len(a.data) > MaxResponse {
-		return ehcError(api, requestID, Retryable, true, fmt.Sprintf("answer larger than %d bytes", MaxResponse), nil)
+		return ehcError(api, requestID, card.Retryable, true, fmt.Sprintf("answer larger than %d bytes", MaxResponse), nil)
 	}
 	ans, msg := decodeAnswer(a.data)
 	if msg != "" {
-		return ehcError(api, requestID, Retryable, true, msg, nil)
+		return ehcError(api, requestID, card.Retryable, true, msg, nil)
 	}
 	log.Int("resultCode", ans.code).Msg("platform answered")
 	if ans.code != 0 {
 		return c.resultError(api, requestID, text, ans)
 	}
 	if ans.requestID != "" && ans.requestID != requestID {
-		return ehcError(api, requestID, Retryable, true, "answer echoes another requestId", nil)
+		return ehcError(api, requestID, card.Retryable, true, "answer echoes another requestId", nil)
 	}
 	if out != nil && len(ans.rsp) > 0 && string(ans.rsp) != "null" {
 		if err := json.Unmarshal(ans.rsp, out); err != nil {
-			return ehcError(api, requestID, Retryable, true, "answer rsp has an unexpected shape", err)
+			return ehcError(api, requestID, card.Retryable, true, "answer rsp has an unexpected shape", err)
 		}
 	}
 	return nil
@@ -306,23 +307,23 @@ func (c *EHC) interpret(api, requestID, text string, a httpAnswer, out any) erro
 // table, which is definite.
 func (c *EHC) statusError(api, requestID, text string, a httpAnswer) error {
 	if isRedirect(a.status) {
-		return ehcError(api, requestID, Fatal, false, redirectMsg(a.status, c.url(api), a.location)+": check the platform URLs", nil)
+		return ehcError(api, requestID, card.Fatal, false, redirectMsg(a.status, c.url(api), a.location)+": check the platform URLs", nil)
 	}
 	if ans, msg := decodeAnswer(a.data); msg == "" && ans.code != 0 && guideCodes[ans.code] && (ans.requestID == "" || ans.requestID == requestID) {
 		return c.resultError(api, requestID, text, ans)
 	}
 	switch {
 	case a.status >= 500, a.status == http.StatusTooManyRequests, a.status == http.StatusRequestTimeout:
-		return ehcError(api, requestID, Retryable, true, fmt.Sprintf("HTTP %d from platform (the request may have been processed)", a.status), nil)
+		return ehcError(api, requestID, card.Retryable, true, fmt.Sprintf("HTTP %d from platform (the request may have been processed)", a.status), nil)
 	}
-	return ehcError(api, requestID, Fatal, false, fmt.Sprintf("HTTP %d from platform (check the URL)", a.status), nil)
+	return ehcError(api, requestID, card.Fatal, false, fmt.Sprintf("HTTP %d from platform (check the URL)", a.status), nil)
 }
 
 // resultError is the error of a non-zero resultCode. A configuration error
 // is logged with the signed keys (never the values or the secret).
 func (c *EHC) resultError(api, requestID, text string, ans platformAnswer) error {
-	e := &Error{API: api, Class: classify(ans.code), Code: ans.code, Msg: ans.msg, RequestID: requestID}
-	if e.Class == Fatal {
+	e := &card.Error{API: api, Class: Classify(ans.code), Code: ans.code, Msg: ans.msg, RequestID: requestID}
+	if e.Class == card.Fatal {
 		keys := strings.Split(text, "&")
 		for i, kv := range keys {
 			keys[i], _, _ = strings.Cut(kv, "=")
@@ -379,7 +380,9 @@ func snippet(b []byte) string {
 	return strconv.Quote(s)
 }
 
-type card struct {
+// platformCard is the card of getHealthCardByQRCode and the flat answer of
+// verifyQRCode.
+type platformCard struct {
 	QRCodeText   string `json:"qrCodeText"`
 	Name         string `json:"name"`
 	Gender       string `json:"gender"`
@@ -395,7 +398,7 @@ type card struct {
 	HealthCardID string `json:"healthCardId"`
 }
 
-func (k card) identity(kind, text string) Identity {
+func (k platformCard) identity(text string) card.Identity {
 	phone := k.Phone1
 	if phone == "" {
 		phone = k.Phone
@@ -403,8 +406,8 @@ func (k card) identity(kind, text string) Identity {
 	if k.QRCodeText != "" {
 		text = k.QRCodeText
 	}
-	return Identity{
-		Kind: kind, Verified: true, QRCodeText: text, Name: k.Name, Gender: k.Gender, Nation: k.Nation,
+	return card.Identity{
+		QRCodeText: text, Name: k.Name, Gender: k.Gender, Nation: k.Nation,
 		Birthday: k.Birthday, IDType: NormalizeIDType(k.IDType), IDNumber: strings.ToUpper(k.IDNumber), Phone: phone,
 		Address: k.Address, PHID: k.PHID, HealthCardID: k.HealthCardID, PatID: k.PatID,
 	}
@@ -414,33 +417,33 @@ func (k card) identity(kind, text string) Identity {
 // dynamic one (verifyQRCode), retrying platform faults with backoff. A
 // dynamic code is retried only when the failed attempt was never sent: the
 // platform may consume it.
-func (c *EHC) Verify(ctx context.Context, r Request) (Identity, error) {
+func (c *EHC) Verify(ctx context.Context, r card.Request) (card.Identity, error) {
 	switch r.Kind {
-	case KindEHCStatic:
-		return retry(ctx, c.o.Retries, false, func() (Identity, error) { return c.verifyStatic(ctx, r) })
-	case KindEHCDynamic:
-		return retry(ctx, c.o.Retries, true, func() (Identity, error) { return c.verifyDynamic(ctx, r) })
+	case card.KindEHCStatic:
+		return retry(ctx, c.o.Retries, false, func() (card.Identity, error) { return c.verifyStatic(ctx, r) })
+	case card.KindEHCDynamic:
+		return retry(ctx, c.o.Retries, true, func() (card.Identity, error) { return c.verifyDynamic(ctx, r) })
 	}
-	return Identity{}, &Error{API: "verify", Class: Rejected, Msg: "the e-Health Card platform does not verify " + r.Kind + " codes"}
+	return card.Identity{}, &card.Error{API: "verify", Class: card.Rejected, Msg: "the e-Health Card platform does not verify " + string(r.Kind) + " codes"}
 }
 
-func (c *EHC) verifyStatic(ctx context.Context, r Request) (Identity, error) {
+func (c *EHC) verifyStatic(ctx context.Context, r card.Request) (card.Identity, error) {
 	var rsp struct {
-		Card *card `json:"card"`
+		Card *platformCard `json:"card"`
 	}
 	if err := c.call(ctx, APIGetHealthCardByQRCode, "", map[string]any{"qrCodeText": r.Text}, &rsp); err != nil {
-		return Identity{}, err
+		return card.Identity{}, err
 	}
 	if rsp.Card == nil {
-		return Identity{}, &Error{API: APIGetHealthCardByQRCode, Class: Retryable, Msg: "answer carries no card", Unknown: true}
+		return card.Identity{}, &card.Error{API: APIGetHealthCardByQRCode, Class: card.Retryable, Msg: "answer carries no card", Unknown: true}
 	}
-	return rsp.Card.identity(r.Kind, r.Text), nil
+	return rsp.Card.identity(r.Text), nil
 }
 
 // verifyDynamic calls verifyQRCode, whose request is also the visit's
 // usage record (guide §3.2.11): the per-scan medicalStep, useScene and
 // useChannel travel with it.
-func (c *EHC) verifyDynamic(ctx context.Context, r Request) (Identity, error) {
+func (c *EHC) verifyDynamic(ctx context.Context, r card.Request) (card.Identity, error) {
 	step := r.MedicalStep
 	if step == "" {
 		step = c.o.MedicalStep
@@ -450,38 +453,38 @@ func (c *EHC) verifyDynamic(ctx context.Context, r Request) (Identity, error) {
 		term = c.o.TerminalID
 	}
 	req := map[string]any{
-		"qrCodeText": r.Text, "terminalId": term, "time": FormatTime(c.o.Now()), "medicalStep": step,
+		"qrCodeText": r.Text, "terminalId": term, "time": card.FormatTime(c.o.Now()), "medicalStep": step,
 		"useCityCode": c.o.UseCityCode, "useCityName": c.o.UseCityName,
 		"hospitalCode": c.o.HospitalCode, "hospitalName": c.o.HospitalName,
 		"channelCode": c.o.ChannelCode, "channelName": c.o.ChannelName,
 		"useScene": r.UseScene, "useChannel": r.UseChannel,
 	}
-	var rsp card
+	var rsp platformCard
 	if err := c.call(ctx, APIVerifyQRCode, "", req, &rsp); err != nil {
-		return Identity{}, err
+		return card.Identity{}, err
 	}
 	if rsp.Name == "" && rsp.IDNumber == "" && rsp.HealthCardID == "" {
-		return Identity{}, &Error{API: APIVerifyQRCode, Class: Retryable, Msg: "answer carries no identity", Unknown: true}
+		return card.Identity{}, &card.Error{API: APIVerifyQRCode, Class: card.Retryable, Msg: "answer carries no identity", Unknown: true}
 	}
-	return rsp.identity(r.Kind, r.Text), nil
+	return rsp.identity(r.Text), nil
 }
 
 // retry runs do up to 1+retries times while it fails retryably and the
 // breaker is closed; with sendOnce, an attempt whose outcome is unknown is
 // not repeated.
-func retry(ctx context.Context, retries int, sendOnce bool, do func() (Identity, error)) (Identity, error) {
+func retry(ctx context.Context, retries int, sendOnce bool, do func() (card.Identity, error)) (card.Identity, error) {
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		id, err := do()
-		e, ok := AsError(err)
-		if err == nil || !ok || e.Class != Retryable || attempt >= retries || !e.RetryAfter.IsZero() || (sendOnce && e.Unknown) {
+		e, ok := card.AsError(err)
+		if err == nil || !ok || e.Class != card.Retryable || attempt >= retries || !e.RetryAfter.IsZero() || (sendOnce && e.Unknown) {
 			return id, err
 		}
 		wait := backoff + rand.N(backoff)
 		backoff *= 2
 		select {
 		case <-ctx.Done():
-			return Identity{}, errors.Join(err, ctx.Err())
+			return card.Identity{}, errors.Join(err, ctx.Err())
 		case <-time.After(wait):
 		}
 	}
@@ -489,9 +492,9 @@ func retry(ctx context.Context, retries int, sendOnce bool, do func() (Identity,
 
 // ReportHISData sends one usage report with the given requestId (a queued
 // report keeps its requestId only while an attempt's outcome is unknown).
-// TokenExpired means the token was dropped and the report not processed:
+// card.TokenExpired means the token was dropped and the report not processed:
 // retry with a new requestId.
-func (c *EHC) ReportHISData(ctx context.Context, r Report, requestID string) error {
+func (c *EHC) ReportHISData(ctx context.Context, r card.Report, requestID string) error {
 	req := map[string]any{
 		"time": r.Time, "hospitalId": c.o.HospitalID, "scene": r.Scene, "department": r.Department,
 		"cardType": r.CardType, "cardChannel": r.CardChannel,
@@ -506,7 +509,7 @@ func (c *EHC) ReportHISData(ctx context.Context, r Report, requestID string) err
 }
 
 // BindCardRelation binds a hospital patient id to a card.
-func (c *EHC) BindCardRelation(ctx context.Context, b Binding, requestID string) error {
+func (c *EHC) BindCardRelation(ctx context.Context, b card.Binding, requestID string) error {
 	var rsp struct {
 		Result *bool `json:"result"`
 	}
@@ -514,7 +517,7 @@ func (c *EHC) BindCardRelation(ctx context.Context, b Binding, requestID string)
 		return err
 	}
 	if rsp.Result != nil && !*rsp.Result {
-		return &Error{API: APIBindCardRelation, Class: Rejected, Msg: "platform answered result=false", RequestID: requestID}
+		return &card.Error{API: APIBindCardRelation, Class: card.Rejected, Msg: "platform answered result=false", RequestID: requestID}
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package verify
 import (
 	"sync"
 	"time"
+
+	"scanagent/internal/card"
 )
 
 // gate is the circuit breaker for the platform and the per-API rate-limit
@@ -61,14 +63,14 @@ func (g *gate) allow(api string) (*pass, error) {
 	now := g.now()
 	if until, ok := g.paused[api]; ok {
 		if now.Before(until) {
-			return nil, &Error{API: api, Class: RateLimited, Msg: "rate limited by the platform until " + until.In(CST).Format(TimeLayout) + " CST", RetryAfter: until}
+			return nil, &card.Error{API: api, Class: card.RateLimited, Msg: "rate limited by the platform until " + until.In(card.CST).Format(card.TimeLayout) + " CST", RetryAfter: until}
 		}
 		delete(g.paused, api)
 	}
 	p := &pass{g: g, api: api}
 	if g.fails >= g.failures {
 		if now.Before(g.openUntil) || g.trial {
-			return nil, &Error{API: api, Class: Retryable, Msg: "platform unavailable: circuit breaker open", RetryAfter: g.openUntil, Unavailable: true}
+			return nil, &card.Error{API: api, Class: card.Retryable, Msg: "platform unavailable: circuit breaker open", RetryAfter: g.openUntil, Unavailable: true}
 		}
 		g.trial, p.trial = true, true // half-open: this call is the trial
 	}
@@ -110,18 +112,18 @@ func (p *pass) record(err error) {
 		return
 	}
 	g.lastErr[p.api] = err.Error()
-	e, ok := AsError(err)
+	e, ok := card.AsError(err)
 	if !ok {
 		return
 	}
 	switch {
-	case e.Class == RateLimited:
+	case e.Class == card.RateLimited:
 		until := g.now().Add(g.pause)
 		if e.Code == 10034 {
 			until = nextCSTMidnight(g.now())
 		}
 		g.paused[p.api] = until
-	case e.Unavailable || e.Class == Retryable:
+	case e.Unavailable || e.Class == card.Retryable:
 		g.fails++
 		if g.fails >= g.failures {
 			g.openUntil = g.now().Add(g.cooldown)
@@ -158,6 +160,6 @@ func (g *gate) state() GateState {
 }
 
 func nextCSTMidnight(t time.Time) time.Time {
-	c := t.In(CST)
-	return time.Date(c.Year(), c.Month(), c.Day()+1, 0, 0, 0, 0, CST)
+	c := t.In(card.CST)
+	return time.Date(c.Year(), c.Month(), c.Day()+1, 0, 0, 0, 0, card.CST)
 }

@@ -8,12 +8,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"scanagent/internal/card"
 )
 
 // However the half-open trial ends, the breaker lets a call through again
 // once its cooldown is over: the trial is never held forever.
 func TestGateTrialEnds(t *testing.T) {
-	fault := &Error{Class: Retryable, Unavailable: true}
+	fault := &card.Error{Class: card.Retryable, Unavailable: true}
 	tests := []struct {
 		name     string
 		end      func(p *pass)
@@ -60,7 +62,7 @@ func TestGateStaleReleaseKeepsNewTrial(t *testing.T) {
 	c := newClock()
 	g := newGate(1, 30*time.Second, time.Hour, c.Now)
 	p, _ := g.allow("api")
-	p.record(&Error{Class: Retryable})
+	p.record(&card.Error{Class: card.Retryable})
 	c.Add(31 * time.Second)
 	first, _ := g.allow("api")
 	first.release()
@@ -85,11 +87,11 @@ func TestTrialCancelledDoesNotStickOpen(t *testing.T) {
 	}{
 		"direct": {func(url string, c *clock) func(ctx context.Context) error {
 			ehc := stubEHC(url, c)
-			return func(ctx context.Context) error { return ehc.ReportHISData(ctx, Report{}, NewRequestID()) }
+			return func(ctx context.Context) error { return ehc.ReportHISData(ctx, card.Report{}, card.NewRequestID()) }
 		}, `{"commonOut":{"resultCode":0},"rsp":{"none":""}}`},
 		"gateway": {func(url string, c *clock) func(ctx context.Context) error {
 			gw := stubGateway(url, c)
-			return func(ctx context.Context) error { return gw.ReportHISData(ctx, Report{}, NewRequestID()) }
+			return func(ctx context.Context) error { return gw.ReportHISData(ctx, card.Report{}, card.NewRequestID()) }
 		}, `{"result":{}}`},
 	}
 	for name, cl := range clients {
@@ -108,7 +110,7 @@ func TestTrialCancelledDoesNotStickOpen(t *testing.T) {
 			c := newClock()
 			call := cl.new(srv.URL, c)
 
-			if err := call(context.Background()); !IsUnavailable(err) {
+			if err := call(context.Background()); !card.IsUnavailable(err) {
 				t.Fatalf("first call: %v, want a platform fault", err)
 			}
 			c.Add(31 * time.Second)

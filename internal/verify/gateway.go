@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"scanagent/internal/card"
 	"scanagent/internal/mask"
 )
 
@@ -29,15 +30,15 @@ const (
 // Upstream is what a gateway forwards to: the EHC client (and the SKM
 // client for Su Kang Codes).
 type Upstream interface {
-	Verify(ctx context.Context, r Request) (Identity, error)
-	ReportHISData(ctx context.Context, r Report, requestID string) error
-	BindCardRelation(ctx context.Context, b Binding, requestID string) error
+	Verify(ctx context.Context, r card.Request) (card.Identity, error)
+	ReportHISData(ctx context.Context, r card.Report, requestID string) error
+	BindCardRelation(ctx context.Context, b card.Binding, requestID string) error
 }
 
 var _ Upstream = (*EHC)(nil)
 var _ Upstream = (*Gateway)(nil)
 
-// wireError is an *Error on the gateway wire.
+// wireError is an *card.Error on the gateway wire.
 type wireError struct {
 	API         string    `json:"api"`
 	Class       string    `json:"class"`
@@ -49,12 +50,20 @@ type wireError struct {
 	RetryAfter  time.Time `json:"retryAfter,omitzero"`
 }
 
-var classNames = map[string]Class{}
+var classNames = map[string]card.Class{}
 
 func init() {
-	for c := Retryable; c <= Duplicate; c++ {
+	for c := card.Retryable; c <= card.Duplicate; c++ {
 		classNames[c.String()] = c
 	}
+}
+
+// wireIdentity is a verified identity on the gateway wire: the kind and
+// verified fields keep terminals of earlier versions working.
+type wireIdentity struct {
+	card.Identity
+	Kind     card.Kind `json:"kind"`
+	Verified bool      `json:"verified"`
 }
 
 // GatewayServer serves the platform to terminal agents on the LAN,
@@ -96,18 +105,22 @@ func (g *GatewayServer) authenticate(r *http.Request) (string, bool) {
 func (g *GatewayServer) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+gwVerify, g.handle(func(ctx context.Context, term string, body []byte) (any, error) {
-		var r Request
+		var r card.Request
 		if err := strictJSON(body, &r); err != nil {
 			return nil, err
 		}
 		r.TerminalID = term
 		id, err := g.up.Verify(ctx, r)
-		return id, err
+		if err != nil {
+			return nil, err
+		}
+		g.log.Debug().Str("terminal", term).Str("kind", string(r.Kind)).Str("id", mask.ID(id.IDNumber)).Msg("gateway verified")
+		return wireIdentity{Identity: id, Kind: r.Kind, Verified: true}, nil
 	}))
 	mux.HandleFunc("POST "+gwReport, g.handle(func(ctx context.Context, _ string, body []byte) (any, error) {
 		var r struct {
-			RequestID string `json:"requestId"`
-			Report    Report `json:"report"`
+			RequestID string      `json:"requestId"`
+			Report    card.Report `json:"report"`
 		}
 		if err := strictJSON(body, &r); err != nil {
 			return nil, err
@@ -116,8 +129,8 @@ func (g *GatewayServer) Handler() http.Handler {
 	}))
 	mux.HandleFunc("POST "+gwBind, g.handle(func(ctx context.Context, _ string, body []byte) (any, error) {
 		var r struct {
-			RequestID string  `json:"requestId"`
-			Binding   Binding `json:"binding"`
+			RequestID string       `json:"requestId"`
+			Binding   card.Binding `json:"binding"`
 		}
 		if err := strictJSON(body, &r); err != nil {
 			return nil, err
@@ -162,16 +175,16 @@ func (g *GatewayServer) handle(fn func(ctx context.Context, terminal string, bod
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		if errors.Is(err, errBadRequest) {
 			w.WriteHeader(http.StatusBadRequest)
-			_ = json.NewEncoder(w).Encode(map[string]any{"error": wireError{Class: Rejected.String(), Message: err.Error()}})
+			_ = json.NewEncoder(w).Encode(map[string]any{"error": wireError{Class: card.Rejected.String(), Message: err.Error()}})
 			return
 		}
 		if err != nil {
-			e, ok := AsError(err)
+			e, ok := card.AsError(err)
 			if !ok {
 				// No definite answer (the call's context ended, or
 				// something failed mid-call): the platform may have
 				// processed the request.
-				e = &Error{API: "gateway", Class: Retryable, Msg: err.Error(), Unavailable: true, Unknown: true}
+				e = &card.Error{API: "gateway", Class: card.Retryable, Msg: err.Error(), Unavailable: true, Unknown: true}
 			}
 			g.log.Info().Str("terminal", term).Str("path", r.URL.Path).Str("class", e.Class.String()).Int("code", e.Code).Msg("gateway call failed")
 			w.WriteHeader(http.StatusOK) // the platform's answer travels in the body
@@ -180,9 +193,6 @@ func (g *GatewayServer) handle(fn func(ctx context.Context, terminal string, bod
 				Unknown: e.Unknown, Unavailable: e.Unavailable, RetryAfter: e.RetryAfter,
 			}})
 			return
-		}
-		if id, ok := out.(Identity); ok {
-			g.log.Debug().Str("terminal", term).Str("kind", id.Kind).Str("id", mask.ID(id.IDNumber)).Msg("gateway verified")
 		}
 		enc := json.NewEncoder(w)
 		enc.SetEscapeHTML(false)
@@ -234,8 +244,8 @@ func (c *Gateway) call(ctx context.Context, api, path string, in, out any) error
 }
 
 // gwError is a failure to get the gateway's answer.
-func gwError(api string, unknown bool, msg string, err error) *Error {
-	return &Error{API: api, Class: Retryable, Msg: "gateway: " + msg, Err: err, Unknown: unknown, Unavailable: true}
+func gwError(api string, unknown bool, msg string, err error) *card.Error {
+	return &card.Error{API: api, Class: card.Retryable, Msg: "gateway: " + msg, Err: err, Unknown: unknown, Unavailable: true}
 }
 
 func (c *Gateway) once(ctx context.Context, api, path string, in, out any) error {
@@ -246,13 +256,13 @@ func (c *Gateway) once(ctx context.Context, api, path string, in, out any) error
 	return c.interpret(api, path, a, out)
 }
 
-// post sends in to the gateway; a transport fault is Retryable, Unknown
+// post sends in to the gateway; a transport fault is card.Retryable, Unknown
 // once the request was written; a redirect is not followed.
 func (c *Gateway) post(ctx context.Context, api, path string, in any) (httpAnswer, error) {
 	body, _ := json.Marshal(in)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.o.URL, "/")+path, bytes.NewReader(body))
 	if err != nil {
-		return httpAnswer{}, &Error{API: api, Class: Fatal, Msg: "bad gateway URL", Err: err}
+		return httpAnswer{}, &card.Error{API: api, Class: card.Fatal, Msg: "bad gateway URL", Err: err}
 	}
 	var wrote bool
 	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote = true }}))
@@ -273,20 +283,20 @@ func (c *Gateway) post(ctx context.Context, api, path string, in any) (httpAnswe
 	return httpAnswer{status: resp.StatusCode, location: redirectTarget(resp), data: data}, nil
 }
 
-// interpret turns the gateway's answer into nil or an *Error. The gateway
+// interpret turns the gateway's answer into nil or an *card.Error. The gateway
 // answers 200 (or 400 for a malformed request) with a JSON envelope; any
 // other 5xx, 429 or 408 comes from something in between that may have
 // forwarded the request, so its outcome is unknown.
 func (c *Gateway) interpret(api, path string, a httpAnswer, out any) error {
 	switch {
 	case isRedirect(a.status):
-		return &Error{API: api, Class: Fatal, Msg: "gateway: " + redirectMsg(a.status, strings.TrimRight(c.o.URL, "/")+path, a.location) + ": check platform.gateway_url"}
+		return &card.Error{API: api, Class: card.Fatal, Msg: "gateway: " + redirectMsg(a.status, strings.TrimRight(c.o.URL, "/")+path, a.location) + ": check platform.gateway_url"}
 	case a.status == http.StatusUnauthorized:
-		return &Error{API: api, Class: Fatal, Msg: "gateway refused this terminal's token (check platform.gateway_token)"}
+		return &card.Error{API: api, Class: card.Fatal, Msg: "gateway refused this terminal's token (check platform.gateway_token)"}
 	case a.status >= 500, a.status == http.StatusTooManyRequests, a.status == http.StatusRequestTimeout:
 		return gwError(api, true, fmt.Sprintf("HTTP %d (the request may have been processed)", a.status), nil)
 	case a.status != http.StatusOK && a.status != http.StatusBadRequest:
-		return &Error{API: api, Class: Fatal, Msg: fmt.Sprintf("gateway: HTTP %d (check platform.gateway_url)", a.status)}
+		return &card.Error{API: api, Class: card.Fatal, Msg: fmt.Sprintf("gateway: HTTP %d (check platform.gateway_url)", a.status)}
 	}
 	var ans struct {
 		Result json.RawMessage `json:"result"`
@@ -306,31 +316,31 @@ func (c *Gateway) interpret(api, path string, a httpAnswer, out any) error {
 	return nil
 }
 
-// err is the *Error a wireError carries.
-func (w *wireError) err() *Error {
+// err is the *card.Error a wireError carries.
+func (w *wireError) err() *card.Error {
 	cl, ok := classNames[w.Class]
 	if !ok {
-		cl = Retryable
+		cl = card.Retryable
 	}
-	return &Error{API: w.API, Class: cl, Code: w.Code, Msg: w.Message, RequestID: w.RequestID,
+	return &card.Error{API: w.API, Class: cl, Code: w.Code, Msg: w.Message, RequestID: w.RequestID,
 		Unknown: w.Unknown, Unavailable: w.Unavailable, RetryAfter: w.RetryAfter}
 }
 
 // Verify asks the gateway to verify r.
-func (c *Gateway) Verify(ctx context.Context, r Request) (Identity, error) {
-	return retry(ctx, c.o.Retries, r.Kind == KindEHCDynamic, func() (Identity, error) {
-		var id Identity
+func (c *Gateway) Verify(ctx context.Context, r card.Request) (card.Identity, error) {
+	return retry(ctx, c.o.Retries, r.Kind == card.KindEHCDynamic, func() (card.Identity, error) {
+		var id card.Identity
 		err := c.call(ctx, "verify", gwVerify, r, &id)
 		return id, err
 	})
 }
 
 // ReportHISData forwards a usage report.
-func (c *Gateway) ReportHISData(ctx context.Context, r Report, requestID string) error {
+func (c *Gateway) ReportHISData(ctx context.Context, r card.Report, requestID string) error {
 	return c.call(ctx, APIReportHISData, gwReport, map[string]any{"requestId": requestID, "report": r}, nil)
 }
 
 // BindCardRelation forwards a binding.
-func (c *Gateway) BindCardRelation(ctx context.Context, b Binding, requestID string) error {
+func (c *Gateway) BindCardRelation(ctx context.Context, b card.Binding, requestID string) error {
 	return c.call(ctx, APIBindCardRelation, gwBind, map[string]any{"requestId": requestID, "binding": b}, nil)
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"scanagent/internal/card"
 )
 
 // A redirect from the platform, a gateway or the Su Kang Code service is
@@ -23,19 +25,19 @@ func TestRedirectsNotFollowed(t *testing.T) {
 	clients := map[string]func(url string) error{
 		"direct, default client": func(url string) error {
 			_, err := NewEHC(EHCOptions{AppID: "a", AppSecret: "s", HospitalID: "1", BaseURL: url, TokenURL: url + "/token", BreakerFailures: 1}).
-				Verify(ctx, Request{Kind: KindEHCStatic, Text: "x:1"})
+				Verify(ctx, card.Request{Kind: card.KindEHCStatic, Text: "x:1"})
 			return err
 		},
 		"direct, caller's client": func(url string) error {
 			return NewEHC(EHCOptions{AppID: "a", AppSecret: "s", HospitalID: "1", BaseURL: url, TokenURL: url + "/token", BreakerFailures: 1, HTTP: &http.Client{Timeout: 5 * time.Second}}).
-				ReportHISData(ctx, Report{}, NewRequestID())
+				ReportHISData(ctx, card.Report{}, card.NewRequestID())
 		},
 		"gateway": func(url string) error {
-			return NewGateway(GatewayOptions{URL: url, Token: "t", BreakerFailures: 1}).ReportHISData(ctx, Report{}, NewRequestID())
+			return NewGateway(GatewayOptions{URL: url, Token: "t", BreakerFailures: 1}).ReportHISData(ctx, card.Report{}, card.NewRequestID())
 		},
 		"skm": func(url string) error {
 			_, err := NewSKM(SKMOptions{BaseURL: url, ScanPath: "/scan", Cipher: "none", Log: zerolog.Nop()}).
-				Verify(ctx, Request{Kind: KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=GREEN0001"})
+				Verify(ctx, card.Request{Kind: card.KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=GREEN0001"})
 			return err
 		},
 	}
@@ -46,7 +48,7 @@ func TestRedirectsNotFollowed(t *testing.T) {
 		t.Cleanup(src.Close)
 		for name, call := range clients {
 			t.Run(name+"/"+http.StatusText(status), func(t *testing.T) {
-				e := wantClass(t, call(src.URL), Fatal, 0)
+				e := wantClass(t, call(src.URL), card.Fatal, 0)
 				msg := e.Error()
 				if !strings.Contains(msg, dst.URL+"/steal") || !strings.Contains(msg, "plain http") {
 					t.Errorf("error does not name the plain-http target: %s", msg)

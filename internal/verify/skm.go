@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"scanagent/internal/card"
 )
 
 // SKMOptions configures the Su Kang Code client; see skm_protocol.go for
@@ -58,9 +60,9 @@ func NewSKM(o SKMOptions) *SKM {
 }
 
 // Verify verifies a Su Kang Code URL (scan-code verification).
-func (s *SKM) Verify(ctx context.Context, r Request) (Identity, error) {
-	if r.Kind != KindSKM {
-		return Identity{}, &Error{API: "skm", Class: Rejected, Msg: "the Su Kang Code service does not verify " + r.Kind + " codes"}
+func (s *SKM) Verify(ctx context.Context, r card.Request) (card.Identity, error) {
+	if r.Kind != card.KindSKM {
+		return card.Identity{}, &card.Error{API: "skm", Class: card.Rejected, Msg: "the Su Kang Code service does not verify " + string(r.Kind) + " codes"}
 	}
 	body := map[string]string{"url": r.Text}
 	id, err := s.post(ctx, "skmScanVerify", s.o.ScanPath, body)
@@ -69,7 +71,7 @@ func (s *SKM) Verify(ctx context.Context, r Request) (Identity, error) {
 }
 
 // VerifyID verifies an ID number (ID-number verification).
-func (s *SKM) VerifyID(ctx context.Context, idNumber, phone string) (Identity, error) {
+func (s *SKM) VerifyID(ctx context.Context, idNumber, phone string) (card.Identity, error) {
 	id, err := s.post(ctx, "skmIDVerify", s.o.IDPath, map[string]string{"papersnumber": idNumber, "phone": phone})
 	if err == nil && id.IDNumber == "" {
 		id.IDNumber = idNumber
@@ -77,7 +79,7 @@ func (s *SKM) VerifyID(ctx context.Context, idNumber, phone string) (Identity, e
 	return id, err
 }
 
-func (s *SKM) post(ctx context.Context, api, path string, body map[string]string) (Identity, error) {
+func (s *SKM) post(ctx context.Context, api, path string, body map[string]string) (card.Identity, error) {
 	for k, v := range map[string]string{"source": s.o.Source, "position": s.o.Position, "verifierDept": s.o.VerifierDept, "verifierName": s.o.VerifierName, "verifierPhone": s.o.VerifierPhone} {
 		if v != "" {
 			body[k] = v
@@ -85,13 +87,13 @@ func (s *SKM) post(ctx context.Context, api, path string, body map[string]string
 	}
 	data, err := s.send(ctx, api, path, body)
 	if err != nil {
-		return Identity{}, err
+		return card.Identity{}, err
 	}
 	return s.identity(api, data)
 }
 
-func skmError(api string, class Class, msg string, err error) *Error {
-	return &Error{API: api, Class: class, Msg: msg, Err: err, Unavailable: class == Retryable}
+func skmError(api string, class card.Class, msg string, err error) *card.Error {
+	return &card.Error{API: api, Class: class, Msg: msg, Err: err, Unavailable: class == card.Retryable}
 }
 
 // send seals body and the auth header, posts them and returns the answer
@@ -100,17 +102,17 @@ func (s *SKM) send(ctx context.Context, api, path string, body map[string]string
 	plain, _ := json.Marshal(body)
 	sealed, err := s.cipher.seal(plain)
 	if err != nil {
-		return nil, skmError(api, Fatal, "encrypt body (check skm.cipher_key)", err)
+		return nil, skmError(api, card.Fatal, "encrypt body (check skm.cipher_key)", err)
 	}
 	ts := skmTimestamp(s.o.Now(), s.o.TimestampUnit)
 	authJSON, _ := json.Marshal(map[string]string{"appmark": s.o.AppMark, "timestamp": ts, "sign": skmSign(s.o.SignOrder, s.o.AppMark, s.o.AppSecret, ts)})
 	auth, err := s.cipher.seal(authJSON)
 	if err != nil {
-		return nil, skmError(api, Fatal, "encrypt auth header", err)
+		return nil, skmError(api, card.Fatal, "encrypt auth header", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(s.o.BaseURL, "/")+path, strings.NewReader(sealed))
 	if err != nil {
-		return nil, skmError(api, Fatal, "bad URL", err)
+		return nil, skmError(api, card.Fatal, "bad URL", err)
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	req.Header.Set(s.o.AuthHeader, auth)
@@ -119,40 +121,40 @@ func (s *SKM) send(ctx context.Context, api, path string, body map[string]string
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, skmError(api, Retryable, "request failed", err)
+		return nil, skmError(api, card.Retryable, "request failed", err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
 	if err != nil || len(data) > MaxResponse {
-		return nil, skmError(api, Retryable, "reading answer failed", err)
+		return nil, skmError(api, card.Retryable, "reading answer failed", err)
 	}
 	switch st := resp.StatusCode; {
 	case isRedirect(st):
-		return nil, skmError(api, Fatal, redirectMsg(st, req.URL.String(), redirectTarget(resp))+": check skm.base_url and paths", nil)
+		return nil, skmError(api, card.Fatal, redirectMsg(st, req.URL.String(), redirectTarget(resp))+": check skm.base_url and paths", nil)
 	case st >= 500, st == http.StatusTooManyRequests, st == http.StatusRequestTimeout:
-		return nil, skmError(api, Retryable, fmt.Sprintf("HTTP %d", st), nil)
+		return nil, skmError(api, card.Retryable, fmt.Sprintf("HTTP %d", st), nil)
 	case st != http.StatusOK:
-		return nil, skmError(api, Fatal, fmt.Sprintf("HTTP %d (check skm.base_url and paths)", st), nil)
+		return nil, skmError(api, card.Fatal, fmt.Sprintf("HTTP %d (check skm.base_url and paths)", st), nil)
 	}
 	return data, nil
 }
 
 // identity decodes a 200 answer into the verified identity.
-func (s *SKM) identity(api string, data []byte) (Identity, error) {
+func (s *SKM) identity(api string, data []byte) (card.Identity, error) {
 	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("<")) {
-		return Identity{}, skmError(api, Retryable, "answer is an HTML page", nil)
+		return card.Identity{}, skmError(api, card.Retryable, "answer is an HTML page", nil)
 	}
 	code, msg, res, tip, err := decodeSKMAnswer(data, s.cipher)
 	if err != nil {
-		return Identity{}, skmError(api, Retryable, "malformed answer", err)
+		return card.Identity{}, skmError(api, card.Retryable, "malformed answer", err)
 	}
 	if code != 0 {
-		return Identity{}, &Error{API: api, Class: classifySKM(code), Code: code, Msg: msg}
+		return card.Identity{}, &card.Error{API: api, Class: classifySKM(code), Code: code, Msg: msg}
 	}
 	if res == nil {
-		return Identity{}, skmError(api, Retryable, "answer carries no res", nil)
+		return card.Identity{}, skmError(api, card.Retryable, "answer carries no res", nil)
 	}
-	return Identity{Kind: KindSKM, Verified: true, Name: res.Name, Phone: res.Phone, IDNumber: strings.ToUpper(res.IDCardNo), IDType: "01", Level: s.level(res.Level), Tip: tip}, nil
+	return card.Identity{Name: res.Name, Phone: res.Phone, IDNumber: strings.ToUpper(res.IDCardNo), IDType: "01", Level: s.level(res.Level), Tip: tip}, nil
 }
 
 // level normalises the Su Kang Code colour to green, yellow or red.

@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"scanagent/internal/card"
 	"scanagent/internal/verify/sm4"
 )
 
@@ -184,15 +185,15 @@ func decodeSKMAnswer(body []byte, c skmCipher) (code int, msg string, res *skmRe
 }
 
 // classifySKM maps Su Kang Code result codes.
-func classifySKM(code int) Class {
+func classifySKM(code int) card.Class {
 	switch code {
 	case 111, 112:
-		return Rejected
+		return card.Rejected
 	case 116, 118:
-		return Fatal
+		return card.Fatal
 	}
 	if code >= 500 && code < 600 {
-		return Retryable
+		return card.Retryable
 	}
-	return Rejected
+	return card.Rejected
 }

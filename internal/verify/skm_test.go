@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"scanagent/internal/card"
 	"scanagent/test/fakeplatform/platform"
 )
 
@@ -27,18 +28,18 @@ func TestSKM(t *testing.T) {
 	ctx := context.Background()
 	c := newSKM(e.srv.URL, nil)
 	for q, want := range map[string]string{"GREEN0001": "green", "YELLOW0002": "yellow", "RED0003": "red"} {
-		id, err := c.Verify(ctx, Request{Kind: KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=" + q})
+		id, err := c.Verify(ctx, card.Request{Kind: card.KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=" + q})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if id.Level != want || id.Name == "" || id.IDNumber == "" || !id.Verified || id.Tip == "" {
+		if id.Level != want || id.Name == "" || id.IDNumber == "" || id.Tip == "" {
 			t.Fatalf("%s: %+v", q, id)
 		}
 	}
-	_, err := c.Verify(ctx, Request{Kind: KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=EXPIRED"})
-	wantClass(t, err, Rejected, 111)
-	_, err = c.Verify(ctx, Request{Kind: KindEHCStatic, Text: "x:1"})
-	wantClass(t, err, Rejected, 0)
+	_, err := c.Verify(ctx, card.Request{Kind: card.KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=EXPIRED"})
+	wantClass(t, err, card.Rejected, 111)
+	_, err = c.Verify(ctx, card.Request{Kind: card.KindEHCStatic, Text: "x:1"})
+	wantClass(t, err, card.Rejected, 0)
 
 	id, err := c.VerifyID(ctx, "432901198810228888", "")
 	if err != nil || id.Name != "龙小英" || id.Level != "green" {
@@ -46,16 +47,16 @@ func TestSKM(t *testing.T) {
 	}
 
 	bad := newSKM(e.srv.URL, func(o *SKMOptions) { o.AppSecret = "wrong" })
-	_, err = bad.Verify(ctx, Request{Kind: KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=GREEN0001"})
-	wantClass(t, err, Fatal, 118)
+	_, err = bad.Verify(ctx, card.Request{Kind: card.KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=GREEN0001"})
+	wantClass(t, err, card.Fatal, 118)
 
 	wrongKey := newSKM(e.srv.URL, func(o *SKMOptions) { o.CipherKey = "fedcba9876543210" })
-	_, err = wrongKey.Verify(ctx, Request{Kind: KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=GREEN0001"})
-	wantClass(t, err, Fatal, 116)
+	_, err = wrongKey.Verify(ctx, card.Request{Kind: card.KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=GREEN0001"})
+	wantClass(t, err, card.Fatal, 116)
 
 	order := newSKM(e.srv.URL, func(o *SKMOptions) { o.SignOrder = []string{"timestamp", "appmark", "appsecret"} })
-	_, err = order.Verify(ctx, Request{Kind: KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=GREEN0001"})
-	wantClass(t, err, Fatal, 118)
+	_, err = order.Verify(ctx, card.Request{Kind: card.KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=GREEN0001"})
+	wantClass(t, err, card.Fatal, 118)
 }
 
 func TestSKMAnswerShapes(t *testing.T) {
@@ -64,24 +65,24 @@ func TestSKMAnswerShapes(t *testing.T) {
 	tests := map[string]struct {
 		body  string
 		level string
-		class Class
+		class card.Class
 	}{
 		"standard encrypted":  {`{"retcode":0,"data":"` + sealed + `"}`, "green", 0},
 		"standard plain data": {`{"retcode":"0","data":{"res":{"name":"a","level":"yellow"}}}`, "yellow", 0},
 		"integration shape":   {`{"resCode":0,"resMessage":"ok","res":{"name":"a","level":"red"}}`, "red", 0},
-		"expired":             {`{"resCode":111,"resMessage":"过期"}`, "", Rejected},
-		"no permission":       {`{"retcode":116,"msg":"无权限"}`, "", Fatal},
-		"no code":             {`{"data":{}}`, "", Retryable},
-		"garbage data":        {`{"retcode":0,"data":"!!!"}`, "", Retryable},
-		"html":                {`<html>`, "", Retryable},
-		"ok without res":      {`{"retcode":0}`, "", Retryable},
+		"expired":             {`{"resCode":111,"resMessage":"过期"}`, "", card.Rejected},
+		"no permission":       {`{"retcode":116,"msg":"无权限"}`, "", card.Fatal},
+		"no code":             {`{"data":{}}`, "", card.Retryable},
+		"garbage data":        {`{"retcode":0,"data":"!!!"}`, "", card.Retryable},
+		"html":                {`<html>`, "", card.Retryable},
+		"ok without res":      {`{"retcode":0}`, "", card.Retryable},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(tt.body)) }))
 			defer srv.Close()
 			c := newSKM(srv.URL, func(o *SKMOptions) { o.HTTP = &http.Client{Timeout: time.Second} })
-			id, err := c.Verify(context.Background(), Request{Kind: KindSKM, Text: "https://a.jszwfw.gov.cn/?t=1"})
+			id, err := c.Verify(context.Background(), card.Request{Kind: card.KindSKM, Text: "https://a.jszwfw.gov.cn/?t=1"})
 			if tt.class != 0 {
 				wantClass(t, err, tt.class, 0)
 				return
@@ -132,12 +133,12 @@ func TestSKMWithSM4(t *testing.T) {
 	srv := httptest.NewServer(fake.Handler())
 	defer srv.Close()
 	c := newSKM(srv.URL, func(o *SKMOptions) { o.Cipher = "sm4-ecb" })
-	id, err := c.Verify(context.Background(), Request{Kind: KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=GREEN0001"})
+	id, err := c.Verify(context.Background(), card.Request{Kind: card.KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=GREEN0001"})
 	if err != nil || id.Level != "green" {
 		t.Fatalf("%+v %v", id, err)
 	}
 	aes := newSKM(srv.URL, nil) // the wrong cipher for this deployment
-	if _, err := aes.Verify(context.Background(), Request{Kind: KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=GREEN0001"}); err == nil {
+	if _, err := aes.Verify(context.Background(), card.Request{Kind: card.KindSKM, Text: "https://jsstm.jszwfw.gov.cn/jkm/2?t=GREEN0001"}); err == nil {
 		t.Fatal("AES client accepted by an SM4 deployment")
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+
+	"scanagent/internal/card"
 )
 
 // An HTTP error status does not prove the platform did not process the
@@ -16,23 +18,23 @@ func TestHTTPStatusOutcome(t *testing.T) {
 		name    string
 		status  int
 		body    string
-		class   Class
+		class   card.Class
 		code    int
 		unknown bool
 	}{
-		{"429 from a proxy", 429, "Too Many Requests", Retryable, 0, true},
-		{"503 from a proxy", 503, "<html>Service Unavailable</html>", Retryable, 0, true},
-		{"502", 502, "Bad Gateway", Retryable, 0, true},
-		{"504", 504, "", Retryable, 0, true},
-		{"408", 408, "", Retryable, 0, true},
-		{"503 platform rate limit", 503, `{"commonOut":{"resultCode":10034,"errMsg":"接口调用次数限制"}}`, RateLimited, 10034, false},
-		{"429 platform 21007", 429, `{"commonOut":{"resultCode":21007,"errMsg":"接口调用被限制"}}`, RateLimited, 21007, false},
-		{"503 platform fault code", 503, `{"commonOut":{"resultCode":-1,"errMsg":"卡管平台异常"}}`, Retryable, -1, false},
-		{"503 platform duplicate", 503, `{"commonOut":{"resultCode":10054,"errMsg":"重复请求"}}`, Duplicate, 10054, false},
-		{"503 code not in the guide", 503, `{"commonOut":{"resultCode":503}}`, Retryable, 0, true},
-		{"503 resultCode 0", 503, `{"commonOut":{"resultCode":0}}`, Retryable, 0, true},
-		{"503 another request's answer", 503, `{"commonOut":{"requestId":"OTHER","resultCode":10034}}`, Retryable, 0, true},
-		{"404", 404, "not found", Fatal, 0, false},
+		{"429 from a proxy", 429, "Too Many Requests", card.Retryable, 0, true},
+		{"503 from a proxy", 503, "<html>Service Unavailable</html>", card.Retryable, 0, true},
+		{"502", 502, "Bad Gateway", card.Retryable, 0, true},
+		{"504", 504, "", card.Retryable, 0, true},
+		{"408", 408, "", card.Retryable, 0, true},
+		{"503 platform rate limit", 503, `{"commonOut":{"resultCode":10034,"errMsg":"接口调用次数限制"}}`, card.RateLimited, 10034, false},
+		{"429 platform 21007", 429, `{"commonOut":{"resultCode":21007,"errMsg":"接口调用被限制"}}`, card.RateLimited, 21007, false},
+		{"503 platform fault code", 503, `{"commonOut":{"resultCode":-1,"errMsg":"卡管平台异常"}}`, card.Retryable, -1, false},
+		{"503 platform duplicate", 503, `{"commonOut":{"resultCode":10054,"errMsg":"重复请求"}}`, card.Duplicate, 10054, false},
+		{"503 code not in the guide", 503, `{"commonOut":{"resultCode":503}}`, card.Retryable, 0, true},
+		{"503 resultCode 0", 503, `{"commonOut":{"resultCode":0}}`, card.Retryable, 0, true},
+		{"503 another request's answer", 503, `{"commonOut":{"requestId":"OTHER","resultCode":10034}}`, card.Retryable, 0, true},
+		{"404", 404, "not found", card.Fatal, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,8 +42,8 @@ func TestHTTPStatusOutcome(t *testing.T) {
 				w.WriteHeader(tt.status)
 				w.Write([]byte(tt.body))
 			})
-			rid := NewRequestID()
-			err := stubEHC(srv.URL, newClock()).ReportHISData(context.Background(), Report{Scene: "010101"}, rid)
+			rid := card.NewRequestID()
+			err := stubEHC(srv.URL, newClock()).ReportHISData(context.Background(), card.Report{Scene: "010101"}, rid)
 			e := wantClass(t, err, tt.class, tt.code)
 			if e.Code != tt.code || e.Unknown != tt.unknown || e.RequestID != rid {
 				t.Fatalf("err = %+v, want code %d unknown %v for requestId %s", e, tt.code, tt.unknown, rid)
@@ -55,18 +57,18 @@ func TestHTTPStatusOutcome(t *testing.T) {
 func TestGatewayHTTPStatusOutcome(t *testing.T) {
 	tests := []struct {
 		status  int
-		class   Class
+		class   card.Class
 		unknown bool
 	}{
-		{429, Retryable, true},
-		{503, Retryable, true},
-		{502, Retryable, true},
-		{404, Fatal, false},
+		{429, card.Retryable, true},
+		{503, card.Retryable, true},
+		{502, card.Retryable, true},
+		{404, card.Fatal, false},
 	}
 	for _, tt := range tests {
 		t.Run(http.StatusText(tt.status), func(t *testing.T) {
 			srv := stubPlatform(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(tt.status) })
-			err := stubGateway(srv.URL, newClock()).ReportHISData(context.Background(), Report{}, NewRequestID())
+			err := stubGateway(srv.URL, newClock()).ReportHISData(context.Background(), card.Report{}, card.NewRequestID())
 			if e := wantClass(t, err, tt.class, 0); e.Unknown != tt.unknown {
 				t.Fatalf("err = %+v, want unknown %v", e, tt.unknown)
 			}
@@ -77,10 +79,10 @@ func TestGatewayHTTPStatusOutcome(t *testing.T) {
 // A gateway whose upstream call ended without a definite answer (its
 // context ended mid-call) tells the terminal the outcome is unknown.
 func TestGatewayServerUnknownWithoutAnswer(t *testing.T) {
-	up := upstreamStub{report: func(context.Context, Report, string) error { return context.DeadlineExceeded }}
+	up := upstreamStub{report: func(context.Context, card.Report, string) error { return context.DeadlineExceeded }}
 	srv := startGateway(t, up)
-	err := stubGateway(srv.URL, newClock()).ReportHISData(context.Background(), Report{}, NewRequestID())
-	if e := wantClass(t, err, Retryable, 0); !e.Unknown {
+	err := stubGateway(srv.URL, newClock()).ReportHISData(context.Background(), card.Report{}, card.NewRequestID())
+	if e := wantClass(t, err, card.Retryable, 0); !e.Unknown {
 		t.Fatalf("err = %+v, want unknown", e)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {

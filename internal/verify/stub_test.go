@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"scanagent/internal/card"
 )
 
 // stubPlatform serves getAppToken with a valid token and hands every other
@@ -39,17 +41,19 @@ func stubGateway(url string, c *clock) *Gateway {
 
 // upstreamStub is an Upstream of funcs; nil funcs succeed.
 type upstreamStub struct {
-	report func(ctx context.Context, r Report, requestID string) error
+	report func(ctx context.Context, r card.Report, requestID string) error
 }
 
-func (upstreamStub) Verify(context.Context, Request) (Identity, error) { return Identity{}, nil }
-func (u upstreamStub) ReportHISData(ctx context.Context, r Report, requestID string) error {
+func (upstreamStub) Verify(context.Context, card.Request) (card.Identity, error) {
+	return card.Identity{}, nil
+}
+func (u upstreamStub) ReportHISData(ctx context.Context, r card.Report, requestID string) error {
 	if u.report == nil {
 		return nil
 	}
 	return u.report(ctx, r, requestID)
 }
-func (upstreamStub) BindCardRelation(context.Context, Binding, string) error { return nil }
+func (upstreamStub) BindCardRelation(context.Context, card.Binding, string) error { return nil }
 
 // hits counts the requests a server received.
 type hits struct{ n atomic.Int32 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"scanagent/internal/card"
 	"scanagent/test/fakeplatform/platform"
 )
 
@@ -17,12 +18,12 @@ func TestVerifyQRCodeCarriesScanOverrides(t *testing.T) {
 	dyn := platform.BuiltinCards()[0].DynamicQRCodeText
 	tests := []struct {
 		name string
-		req  Request
+		req  card.Request
 		want map[string]string // "" = absent from the request
 	}{
-		{"overrides", Request{MedicalStep: "0101051", UseScene: "0101051", UseChannel: "0200"},
+		{"overrides", card.Request{MedicalStep: "0101051", UseScene: "0101051", UseChannel: "0200"},
 			map[string]string{"medicalStep": "0101051", "useScene": "0101051", "useChannel": "0200"}},
-		{"defaults", Request{},
+		{"defaults", card.Request{},
 			map[string]string{"medicalStep": "010101", "useScene": "", "useChannel": ""}},
 	}
 	for name, newClient := range implementations() {
@@ -30,7 +31,7 @@ func TestVerifyQRCodeCarriesScanOverrides(t *testing.T) {
 			t.Run(name+"/"+tt.name, func(t *testing.T) {
 				e := newEnv(t)
 				r := tt.req
-				r.Kind, r.Text = KindEHCDynamic, dyn
+				r.Kind, r.Text = card.KindEHCDynamic, dyn
 				if _, err := newClient(t, e).Verify(context.Background(), r); err != nil {
 					t.Fatal(err)
 				}
@@ -54,8 +55,11 @@ func TestVerifyQRCodeCarriesScanOverrides(t *testing.T) {
 
 // The gateway server takes the new fields under its strict decoding.
 func TestGatewayAcceptsScanOverrides(t *testing.T) {
-	var got Request
-	srv := startGateway(t, upstreamFunc(func(ctx context.Context, r Request) (Identity, error) { got = r; return Identity{Kind: r.Kind}, nil }))
+	var got card.Request
+	srv := startGateway(t, upstreamFunc(func(ctx context.Context, r card.Request) (card.Identity, error) {
+		got = r
+		return card.Identity{QRCodeText: r.Text}, nil
+	}))
 	for body, want := range map[string]int{
 		`{"kind":"ehc_dynamic","qrCodeText":"x","medicalStep":"010102","useScene":"010102","useChannel":"0100"}`: 200,
 		`{"kind":"ehc_dynamic","qrCodeText":"x","usescene2":"010102"}`:                                           400,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"scanagent/internal/card"
 	"scanagent/test/fakeplatform/platform"
 )
 
@@ -102,11 +103,11 @@ func implementations() map[string]func(t *testing.T, e *env) client {
 	}
 }
 
-func wantClass(t *testing.T, err error, class Class, code int) *Error {
+func wantClass(t *testing.T, err error, class card.Class, code int) *card.Error {
 	t.Helper()
-	e, ok := AsError(err)
+	e, ok := card.AsError(err)
 	if !ok {
-		t.Fatalf("err = %v (%T), want *Error %s", err, err, class)
+		t.Fatalf("err = %v (%T), want *card.Error %s", err, err, class)
 	}
 	if e.Class != class || (code != 0 && e.Code != code) {
 		t.Fatalf("err = %v, want class %s code %d", e, class, code)
@@ -122,47 +123,47 @@ func TestContract(t *testing.T) {
 			t.Run("static", func(t *testing.T) {
 				e := newEnv(t)
 				c := newClient(t, e)
-				id, err := c.Verify(ctx, Request{Kind: KindEHCStatic, Text: cards[1].QRCodeText})
+				id, err := c.Verify(ctx, card.Request{Kind: card.KindEHCStatic, Text: cards[1].QRCodeText})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !id.Verified || id.Name != "龙小英" || id.IDNumber != "432901198810228888" || id.IDType != "01" || id.Phone != "18888882012" || id.Kind != KindEHCStatic {
+				if id.Name != "龙小英" || id.IDNumber != "432901198810228888" || id.IDType != "01" || id.Phone != "18888882012" {
 					t.Fatalf("identity = %+v", id)
 				}
 			})
 			t.Run("dynamic fixed and minted", func(t *testing.T) {
 				e := newEnv(t)
 				c := newClient(t, e)
-				id, err := c.Verify(ctx, Request{Kind: KindEHCDynamic, Text: cards[0].DynamicQRCodeText})
+				id, err := c.Verify(ctx, card.Request{Kind: card.KindEHCDynamic, Text: cards[0].DynamicQRCodeText})
 				if err != nil || id.Name != "张三" || id.IDNumber != "11010519491231002X" {
 					t.Fatalf("fixed dynamic: %+v %v", id, err)
 				}
 				code, _ := e.fake.MintDynamic(2)
-				if id, err := c.Verify(ctx, Request{Kind: KindEHCDynamic, Text: code}); err != nil || id.Name != "欧阳娜娜" {
+				if id, err := c.Verify(ctx, card.Request{Kind: card.KindEHCDynamic, Text: code}); err != nil || id.Name != "欧阳娜娜" {
 					t.Fatalf("minted dynamic: %+v %v", id, err)
 				}
 				e.clock.Add(6 * time.Minute)
-				_, err = c.Verify(ctx, Request{Kind: KindEHCDynamic, Text: code})
-				wantClass(t, err, Rejected, 10008)
+				_, err = c.Verify(ctx, card.Request{Kind: card.KindEHCDynamic, Text: code})
+				wantClass(t, err, card.Rejected, 10008)
 			})
 			t.Run("unknown card rejected", func(t *testing.T) {
 				e := newEnv(t)
-				_, err := newClient(t, e).Verify(ctx, Request{Kind: KindEHCStatic, Text: strings.Repeat("A", 64) + ":1"})
-				wantClass(t, err, Rejected, -10019)
+				_, err := newClient(t, e).Verify(ctx, card.Request{Kind: card.KindEHCStatic, Text: strings.Repeat("A", 64) + ":1"})
+				wantClass(t, err, card.Rejected, -10019)
 			})
 			t.Run("report and bind delivered once", func(t *testing.T) {
 				e := newEnv(t)
 				c := newClient(t, e)
-				r := Report{QRCodeText: cards[0].QRCodeText, Time: "2026-11-23 18:00:00", Scene: "010101", Department: "内科", CardType: "11", CardChannel: "0100"}
-				rid := NewRequestID()
+				r := card.Report{QRCodeText: cards[0].QRCodeText, Time: "2026-11-23 18:00:00", Scene: "010101", Department: "内科", CardType: "11", CardChannel: "0100"}
+				rid := card.NewRequestID()
 				if err := c.ReportHISData(ctx, r, rid); err != nil {
 					t.Fatal(err)
 				}
-				if err := c.BindCardRelation(ctx, Binding{PatID: "P001", QRCodeText: cards[0].QRCodeText}, ""); err != nil {
+				if err := c.BindCardRelation(ctx, card.Binding{PatID: "P001", QRCodeText: cards[0].QRCodeText}, ""); err != nil {
 					t.Fatal(err)
 				}
 				// Replaying the same requestId is answered 10054.
-				wantClass(t, c.ReportHISData(ctx, r, rid), Duplicate, 10054)
+				wantClass(t, c.ReportHISData(ctx, r, rid), card.Duplicate, 10054)
 				st := e.fake.Stats()
 				if len(st.Reports) != 2 || st.Reports[0].RequestID != rid || st.Reports[0].Req["department"] != "内科" {
 					t.Fatalf("reports = %+v", st.Reports)
@@ -171,7 +172,7 @@ func TestContract(t *testing.T) {
 			t.Run("id report uses configured field", func(t *testing.T) {
 				e := newEnv(t)
 				c := newClient(t, e)
-				r := Report{IDCardNumber: "432901198810228888", Name: "龙小英", Time: "2026-11-23 18:00:00", Scene: "010101", CardType: "01", CardChannel: "0200"}
+				r := card.Report{IDCardNumber: "432901198810228888", Name: "龙小英", Time: "2026-11-23 18:00:00", Scene: "010101", CardType: "01", CardChannel: "0200"}
 				if err := c.ReportHISData(ctx, r, ""); err != nil {
 					t.Fatal(err)
 				}
@@ -183,11 +184,11 @@ func TestContract(t *testing.T) {
 			t.Run("21003 mid-run recovers", func(t *testing.T) {
 				e := newEnv(t)
 				c := newClient(t, e)
-				if _, err := c.Verify(ctx, Request{Kind: KindEHCStatic, Text: cards[0].QRCodeText}); err != nil {
+				if _, err := c.Verify(ctx, card.Request{Kind: card.KindEHCStatic, Text: cards[0].QRCodeText}); err != nil {
 					t.Fatal(err)
 				}
 				e.fake.SetFaults(platform.Faults{APIs: []string{"getHealthCardByQRCode"}, ResultCode: 21003, Count: 1})
-				if _, err := c.Verify(ctx, Request{Kind: KindEHCStatic, Text: cards[0].QRCodeText}); err != nil {
+				if _, err := c.Verify(ctx, card.Request{Kind: card.KindEHCStatic, Text: cards[0].QRCodeText}); err != nil {
 					t.Fatalf("after 21003: %v", err)
 				}
 				if n := e.fake.Stats().Tokens; n != 2 {
@@ -198,8 +199,8 @@ func TestContract(t *testing.T) {
 				e := newEnv(t)
 				c := newClient(t, e)
 				e.fake.SetFaults(platform.Faults{Status: 502})
-				_, err := c.Verify(ctx, Request{Kind: KindEHCStatic, Text: cards[0].QRCodeText})
-				if !IsUnavailable(err) || ClassOf(err) != Retryable {
+				_, err := c.Verify(ctx, card.Request{Kind: card.KindEHCStatic, Text: cards[0].QRCodeText})
+				if !card.IsUnavailable(err) || card.ClassOf(err) != card.Retryable {
 					t.Fatalf("err = %v", err)
 				}
 			})
@@ -207,20 +208,20 @@ func TestContract(t *testing.T) {
 				e := newEnv(t)
 				c := newClient(t, e)
 				e.fake.SetFaults(platform.Faults{APIs: []string{"reportHISData"}, ResultCode: 10034, Count: 1})
-				r := Report{QRCodeText: cards[0].QRCodeText, Time: "2026-11-23 18:00:00", Scene: "010101", CardType: "11", CardChannel: "0100"}
+				r := card.Report{QRCodeText: cards[0].QRCodeText, Time: "2026-11-23 18:00:00", Scene: "010101", CardType: "11", CardChannel: "0100"}
 				err := c.ReportHISData(ctx, r, "")
-				wantClass(t, err, RateLimited, 10034)
+				wantClass(t, err, card.RateLimited, 10034)
 				calls := e.fake.Stats().Calls["reportHISData"]
 				err = c.ReportHISData(ctx, r, "")
-				ee := wantClass(t, err, RateLimited, 0)
-				if want := time.Date(2026, 11, 24, 0, 0, 0, 0, CST); name == "direct" && !ee.RetryAfter.Equal(want) {
-					t.Fatalf("RetryAfter = %v, want next CST midnight %v", ee.RetryAfter, want)
+				ee := wantClass(t, err, card.RateLimited, 0)
+				if want := time.Date(2026, 11, 24, 0, 0, 0, 0, card.CST); name == "direct" && !ee.RetryAfter.Equal(want) {
+					t.Fatalf("RetryAfter = %v, want next card.CST midnight %v", ee.RetryAfter, want)
 				}
 				if e.fake.Stats().Calls["reportHISData"] != calls && name == "direct" {
 					t.Fatal("paused API was called")
 				}
 				// Other APIs keep working.
-				if _, err := c.Verify(ctx, Request{Kind: KindEHCStatic, Text: cards[0].QRCodeText}); err != nil {
+				if _, err := c.Verify(ctx, card.Request{Kind: card.KindEHCStatic, Text: cards[0].QRCodeText}); err != nil {
 					t.Fatal(err)
 				}
 			})
@@ -238,7 +239,7 @@ func TestOneTokenForHundredConcurrentCalls(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := c.Verify(context.Background(), Request{Kind: KindEHCStatic, Text: platform.BuiltinCards()[i%3].QRCodeText}); err != nil {
+			if _, err := c.Verify(context.Background(), card.Request{Kind: card.KindEHCStatic, Text: platform.BuiltinCards()[i%3].QRCodeText}); err != nil {
 				failed.Add(1)
 				t.Error(err)
 			}
@@ -254,7 +255,7 @@ func TestTokenRefreshAheadOfExpiry(t *testing.T) {
 	e := newEnv(t)
 	c := e.direct()
 	ctx := context.Background()
-	req := Request{Kind: KindEHCStatic, Text: platform.BuiltinCards()[0].QRCodeText}
+	req := card.Request{Kind: card.KindEHCStatic, Text: platform.BuiltinCards()[0].QRCodeText}
 	c.Verify(ctx, req)
 	e.clock.Add(7200 * time.Second * 85 / 100)
 	c.Verify(ctx, req)
@@ -277,7 +278,7 @@ func TestTwoHoldersKnockEachOtherOut(t *testing.T) {
 	e := newEnv(t)
 	a, b := e.direct(), e.direct()
 	ctx := context.Background()
-	req := Request{Kind: KindEHCStatic, Text: platform.BuiltinCards()[0].QRCodeText}
+	req := card.Request{Kind: card.KindEHCStatic, Text: platform.BuiltinCards()[0].QRCodeText}
 	if _, err := a.Verify(ctx, req); err != nil {
 		t.Fatal(err)
 	}
@@ -298,8 +299,8 @@ func TestBadSecretIsFatalAndLogged(t *testing.T) {
 	o := e.ehcOptions()
 	o.AppSecret = "wrong-secret-0123456789"
 	c := NewEHC(o)
-	_, err := c.Verify(context.Background(), Request{Kind: KindEHCStatic, Text: platform.BuiltinCards()[0].QRCodeText})
-	wantClass(t, err, Fatal, 21006)
+	_, err := c.Verify(context.Background(), card.Request{Kind: card.KindEHCStatic, Text: platform.BuiltinCards()[0].QRCodeText})
+	wantClass(t, err, card.Fatal, 21006)
 	logs := e.logs.String()
 	if !strings.Contains(logs, "signedKeys") || !strings.Contains(logs, "appId") {
 		t.Fatalf("fatal configuration error not logged with the signed keys:\n%s", logs)
@@ -340,14 +341,14 @@ func TestMalformedAnswers(t *testing.T) {
 			srv := httptest.NewServer(h)
 			defer srv.Close()
 			c := NewEHC(EHCOptions{AppID: "a", AppSecret: "s", HospitalID: "1", BaseURL: srv.URL, TokenURL: srv.URL + "/t", BreakerFailures: 5, BreakerCooldown: time.Second})
-			_, err := c.Verify(context.Background(), Request{Kind: KindEHCStatic, Text: "x:1"})
-			e, ok := AsError(err)
+			_, err := c.Verify(context.Background(), card.Request{Kind: card.KindEHCStatic, Text: "x:1"})
+			e, ok := card.AsError(err)
 			if !ok {
 				t.Fatalf("err = %v", err)
 			}
-			want := Retryable
+			want := card.Retryable
 			if name == "404" {
-				want = Fatal
+				want = card.Fatal
 			}
 			if e.Class != want {
 				t.Fatalf("class = %s (%v), want %s", e.Class, e, want)
@@ -360,7 +361,7 @@ func TestBreaker(t *testing.T) {
 	e := newEnv(t)
 	c := e.direct()
 	ctx := context.Background()
-	req := Request{Kind: KindEHCStatic, Text: platform.BuiltinCards()[0].QRCodeText}
+	req := card.Request{Kind: card.KindEHCStatic, Text: platform.BuiltinCards()[0].QRCodeText}
 	c.Verify(ctx, req) // token
 	e.fake.SetFaults(platform.Faults{Reset: true})
 	for i := 0; i < 10; i++ {
@@ -374,7 +375,7 @@ func TestBreaker(t *testing.T) {
 		t.Fatal("status does not show the open breaker")
 	}
 	_, err := c.Verify(ctx, req)
-	if !IsUnavailable(err) {
+	if !card.IsUnavailable(err) {
 		t.Fatalf("open breaker: err = %v", err)
 	}
 	e.fake.SetFaults(platform.Faults{})
@@ -391,16 +392,16 @@ func TestUnknownOutcomeThenDuplicate(t *testing.T) {
 	e := newEnv(t)
 	c := e.direct()
 	ctx := context.Background()
-	r := Report{QRCodeText: platform.BuiltinCards()[0].QRCodeText, Time: "2026-11-23 18:00:00", Scene: "010101", CardType: "11", CardChannel: "0100"}
-	c.Verify(ctx, Request{Kind: KindEHCStatic, Text: r.QRCodeText})
+	r := card.Report{QRCodeText: platform.BuiltinCards()[0].QRCodeText, Time: "2026-11-23 18:00:00", Scene: "010101", CardType: "11", CardChannel: "0100"}
+	c.Verify(ctx, card.Request{Kind: card.KindEHCStatic, Text: r.QRCodeText})
 	e.fake.SetFaults(platform.Faults{APIs: []string{"reportHISData"}, Reset: true, AfterProcess: true, Count: 1})
-	rid := NewRequestID()
+	rid := card.NewRequestID()
 	err := c.ReportHISData(ctx, r, rid)
-	ee := wantClass(t, err, Retryable, 0)
+	ee := wantClass(t, err, card.Retryable, 0)
 	if !ee.Unknown || ee.RequestID != rid {
 		t.Fatalf("outcome should be unknown with requestId kept: %+v", ee)
 	}
-	wantClass(t, c.ReportHISData(ctx, r, rid), Duplicate, 10054)
+	wantClass(t, c.ReportHISData(ctx, r, rid), card.Duplicate, 10054)
 	if n := len(e.fake.Stats().Reports); n != 1 {
 		t.Fatalf("reports = %d", n)
 	}
@@ -410,9 +411,9 @@ func TestDynamicNotRetriedAfterUnknownOutcome(t *testing.T) {
 	e := newEnv(t)
 	c := e.direct()
 	ctx := context.Background()
-	c.Verify(ctx, Request{Kind: KindEHCStatic, Text: platform.BuiltinCards()[0].QRCodeText})
+	c.Verify(ctx, card.Request{Kind: card.KindEHCStatic, Text: platform.BuiltinCards()[0].QRCodeText})
 	e.fake.SetFaults(platform.Faults{APIs: []string{"verifyQRCode"}, Status: 502, AfterProcess: true})
-	c.Verify(ctx, Request{Kind: KindEHCDynamic, Text: platform.BuiltinCards()[0].DynamicQRCodeText})
+	c.Verify(ctx, card.Request{Kind: card.KindEHCDynamic, Text: platform.BuiltinCards()[0].DynamicQRCodeText})
 	if n := e.fake.Stats().Calls["verifyQRCode"]; n != 1 {
 		t.Fatalf("dynamic code sent %d times after an unknown outcome", n)
 	}
@@ -425,8 +426,8 @@ func TestGatewayAuth(t *testing.T) {
 	defer srv.Close()
 	for _, tok := range []string{"", "terminal-token-012345678", "wrong"} {
 		c := NewGateway(GatewayOptions{URL: srv.URL, Token: tok, BreakerFailures: 3, BreakerCooldown: time.Second})
-		_, err := c.Verify(context.Background(), Request{Kind: KindEHCStatic, Text: platform.BuiltinCards()[0].QRCodeText})
-		wantClass(t, err, Fatal, 0)
+		_, err := c.Verify(context.Background(), card.Request{Kind: card.KindEHCStatic, Text: platform.BuiltinCards()[0].QRCodeText})
+		wantClass(t, err, card.Fatal, 0)
 	}
 	// Unknown fields are refused.
 	req, _ := http.NewRequest("POST", srv.URL+gwVerify, strings.NewReader(`{"kind":"ehc_static","bogus":1}`))
@@ -439,14 +440,17 @@ func TestGatewayAuth(t *testing.T) {
 
 func TestGatewayStampsTerminal(t *testing.T) {
 	e := newEnv(t)
-	var got Request
-	up := upstreamFunc(func(ctx context.Context, r Request) (Identity, error) { got = r; return Identity{Kind: r.Kind}, nil })
+	var got card.Request
+	up := upstreamFunc(func(ctx context.Context, r card.Request) (card.Identity, error) {
+		got = r
+		return card.Identity{QRCodeText: r.Text}, nil
+	})
 	gs := NewGatewayServer(up, map[string]string{"counter-07": "terminal-token-0123456789"}, nil, zerolog.Nop())
 	srv := httptest.NewServer(gs.Handler())
 	defer srv.Close()
 	_ = e
 	c := NewGateway(GatewayOptions{URL: srv.URL, Token: "terminal-token-0123456789", BreakerFailures: 1, BreakerCooldown: time.Second})
-	if _, err := c.Verify(context.Background(), Request{Kind: KindEHCDynamic, Text: "x", TerminalID: "spoofed"}); err != nil {
+	if _, err := c.Verify(context.Background(), card.Request{Kind: card.KindEHCDynamic, Text: "x", TerminalID: "spoofed"}); err != nil {
 		t.Fatal(err)
 	}
 	if got.TerminalID != "counter-07" {
@@ -454,16 +458,18 @@ func TestGatewayStampsTerminal(t *testing.T) {
 	}
 }
 
-type upstreamFunc func(ctx context.Context, r Request) (Identity, error)
+type upstreamFunc func(ctx context.Context, r card.Request) (card.Identity, error)
 
-func (f upstreamFunc) Verify(ctx context.Context, r Request) (Identity, error) { return f(ctx, r) }
-func (upstreamFunc) ReportHISData(context.Context, Report, string) error       { return nil }
-func (upstreamFunc) BindCardRelation(context.Context, Binding, string) error   { return nil }
+func (f upstreamFunc) Verify(ctx context.Context, r card.Request) (card.Identity, error) {
+	return f(ctx, r)
+}
+func (upstreamFunc) ReportHISData(context.Context, card.Report, string) error     { return nil }
+func (upstreamFunc) BindCardRelation(context.Context, card.Binding, string) error { return nil }
 
 func TestFormatTimeIsCST(t *testing.T) {
 	utc := time.Date(2026, 11, 23, 18, 30, 0, 0, time.UTC)
-	if got := FormatTime(utc); got != "2026-11-24 02:30:00" {
-		t.Fatalf("FormatTime = %s", got)
+	if got := card.FormatTime(utc); got != "2026-11-24 02:30:00" {
+		t.Fatalf("card.FormatTime = %s", got)
 	}
 }
 
@@ -476,7 +482,7 @@ func TestNormalizeIDType(t *testing.T) {
 }
 
 func TestRequestID(t *testing.T) {
-	a, b := NewRequestID(), NewRequestID()
+	a, b := card.NewRequestID(), card.NewRequestID()
 	if len(a) != 32 || a == b || strings.ToUpper(a) != a {
 		t.Fatalf("requestIds %q %q", a, b)
 	}

@@ -1,41 +1,35 @@
-package app
+package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"strings"
+	"io"
+	"os"
 	"sync"
-	"text/tabwriter"
 
 	"github.com/rs/zerolog"
 
 	"scanagent/internal/config"
 	"scanagent/internal/logging"
-	"scanagent/internal/scanner"
 )
 
-func cmdRun(ctx context.Context, args []string, sio IO) error {
-	fs := newFlags("run", "scanagent run -c FILE", sio)
-	path := configFlag(fs)
-	if err := parseAll(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path, sio)
-	if err != nil {
-		return err
-	}
-	return runConfig(ctx, cfg, sio)
+// RunOptions are the process's streams and signals the agent uses.
+type RunOptions struct {
+	// Stderr receives the log when the configuration logs to the console.
+	Stderr io.Writer
+	// Env resolves ${VAR} secrets when the configuration is reloaded.
+	Env config.Env
+	// Hangup delivers SIGHUP (reload the configuration); nil: never.
+	Hangup <-chan os.Signal
 }
 
-// runConfig runs the agent on cfg until ctx ends: the one path shared by
-// `run` and the service. A reload (SIGHUP, POST /v1/reload) rebuilds the
+// Run runs the agent on cfg until ctx ends: the one path shared by `run`
+// and the service. A reload (SIGHUP, POST /v1/reload) rebuilds the
 // agent from the file while the outbox stays open; a bad file is refused
 // and the running configuration keeps going.
-func runConfig(ctx context.Context, cfg config.Config, sio IO) error {
+func Run(ctx context.Context, cfg config.Config, o RunOptions) error {
 	log, closer, err := logging.New(logging.Options{Level: cfg.Log.Level, Format: cfg.Log.Format, File: cfg.Log.File,
-		MaxSizeMB: cfg.Log.MaxSizeMB, MaxBackups: cfg.Log.MaxBackups, MaxAgeDays: cfg.Log.MaxAgeDays, Stderr: sio.Err})
+		MaxSizeMB: cfg.Log.MaxSizeMB, MaxBackups: cfg.Log.MaxBackups, MaxAgeDays: cfg.Log.MaxAgeDays, Stderr: o.Stderr})
 	if err != nil {
 		return err
 	}
@@ -48,15 +42,15 @@ func runConfig(ctx context.Context, cfg config.Config, sio IO) error {
 	if ob != nil {
 		defer ob.Close()
 	}
-	rl := newReloader(cfg, sio.Env, log)
-	stopSignals := rl.watchHangups(sio.Hangup)
+	rl := newReloader(cfg, o.Env, log)
+	stopSignals := rl.watchHangups(o.Hangup)
 	defer stopSignals()
 	var prev *carried
 	for {
 		for _, w := range cfg.Warnings() {
 			log.Warn().Str("field", w.Path).Msg(w.Msg)
 		}
-		a, err := buildAgent(cfg, log, prev)
+		a, err := build(cfg, log, prev)
 		if err != nil {
 			log.Error().Err(err).Msg("cannot start")
 			return err
@@ -122,49 +116,6 @@ func (r *reloader) request() error {
 	select {
 	case r.accepted <- c:
 	default: // a reload is already pending; it will read the newest file
-	}
-	return nil
-}
-
-func cmdPorts(_ context.Context, args []string, sio IO) error {
-	fs := newFlags("ports", "scanagent ports [--json]", sio)
-	asJSON := fs.Bool("json", false, "print JSON for scripts")
-	if err := parseAll(fs, args); err != nil {
-		return err
-	}
-	inv := scanner.ListPorts()
-	if *asJSON {
-		enc := json.NewEncoder(sio.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(inv)
-	}
-	tw := tabwriter.NewWriter(sio.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERIAL PORT\tVID:PID\tSERIAL NUMBER\tPRODUCT")
-	if len(inv.Serial) == 0 {
-		fmt.Fprintln(tw, "(none)\t\t\t")
-	}
-	for _, p := range inv.Serial {
-		id := "-"
-		if p.USB {
-			id = strings.ToLower(p.VID + ":" + p.PID)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, id, p.SerialNumber, p.Product)
-	}
-	fmt.Fprintln(tw, "\t\t\t")
-	fmt.Fprintln(tw, "HID DEVICE\tVID:PID\tUSAGE PAGE\tPRODUCT (LAYOUT)")
-	if len(inv.HID) == 0 {
-		fmt.Fprintln(tw, "(none)\t\t\t")
-	}
-	for _, h := range inv.HID {
-		prod := strings.TrimSpace(h.Manufacturer + " " + h.Product)
-		if h.Layout != "" {
-			prod += " (" + h.Layout + ")"
-		}
-		fmt.Fprintf(tw, "%s\t%s:%s\t%s\t%s\n", h.Path, h.VID, h.PID, h.UsagePage, prod)
-	}
-	tw.Flush()
-	for _, n := range inv.Notes {
-		fmt.Fprintln(sio.Out, "note:", n)
 	}
 	return nil
 }

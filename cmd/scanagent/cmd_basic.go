@@ -1,4 +1,4 @@
-package app
+package main
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	"scanagent/internal/agent"
 	"scanagent/internal/buildinfo"
 	"scanagent/internal/code"
 	"scanagent/internal/config"
@@ -132,7 +133,7 @@ func cmdDebugParse(_ context.Context, args []string, sio IO) error {
 		if err != nil {
 			return err
 		}
-		opts = parserOptions(c)
+		opts = agent.ParserOptions(c)
 	}
 	p, err := code.NewParser(opts)
 	if err != nil {
@@ -145,13 +146,4 @@ func cmdDebugParse(_ context.Context, args []string, sio IO) error {
 	enc := json.NewEncoder(sio.Out)
 	enc.SetEscapeHTML(false)
 	return enc.Encode(c)
-}
-
-// parserOptions maps the configuration onto the parser's own options.
-func parserOptions(c config.Config) code.Options {
-	o := code.Options{SKMHosts: c.SKM.Hosts}
-	for _, cc := range c.Code.Custom {
-		o.Custom = append(o.Custom, code.CustomType{Name: cc.Name, Pattern: cc.Pattern})
-	}
-	return o
 }

@@ -1,4 +1,4 @@
-package app
+package agent
 
 import (
 	"context"
@@ -9,10 +9,11 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"scanagent/internal/card"
 	"scanagent/internal/code"
 	"scanagent/internal/config"
 	"scanagent/internal/scanner"
-	"scanagent/internal/verify"
+	"scanagent/internal/visit"
 )
 
 // stuckSource ignores cancellation, like a driver blocked in a read, and
@@ -23,13 +24,13 @@ type stuckSource struct {
 }
 
 func (s *stuckSource) Name() string { return "stuck" }
-func (s *stuckSource) Run(_ context.Context, emit func(scanner.Scan)) error {
+func (s *stuckSource) Run(_ context.Context, emit func(card.Scan)) error {
 	for {
 		select {
 		case <-s.release:
 			return nil
 		case <-time.After(5 * time.Millisecond):
-			emit(scanner.Scan{Data: []byte("432901198810228888"), Source: "stuck", At: time.Now()})
+			emit(card.Scan{Data: []byte("432901198810228888"), Source: "stuck", At: time.Now()})
 			s.emitted.Add(1)
 		}
 	}
@@ -44,11 +45,8 @@ func TestStopNamesAbandonedScanner(t *testing.T) {
 	cfg.Agent.ShutdownTimeout = config.Duration(100 * time.Millisecond)
 	var handled atomic.Int64
 	a := &agent{cfg: cfg, log: zerolog.Nop(), sup: scanner.NewSupervisor(zerolog.Nop()), sources: []scanner.Source{src},
-		pipe: &pipeline{parser: parser, debounce: code.NewDebouncer(0), log: zerolog.Nop(), stats: &pipelineStats{}, now: time.Now,
-			verifier: verifierFunc(func(_ context.Context, r verify.Request) (verify.Identity, error) {
-				handled.Add(1)
-				return verify.Identity{Kind: r.Kind, IDNumber: r.IDNumber}, nil
-			})}}
+		pipe: visit.New(visit.Options{Parser: parser, Log: zerolog.Nop(), Sinks: map[string]*visit.SinkStats{}})}
+	a.pipe.AddSink("count", sinkFunc(func(card.Visit) { handled.Add(1) }))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.run(ctx) }()
@@ -72,3 +70,7 @@ func TestStopNamesAbandonedScanner(t *testing.T) {
 		t.Fatalf("the pipeline handled %d scans after run returned", handled.Load()-after)
 	}
 }
+
+type sinkFunc func(card.Visit)
+
+func (f sinkFunc) Deliver(_ context.Context, v card.Visit) error { f(v); return nil }

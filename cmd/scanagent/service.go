@@ -1,4 +1,4 @@
-package app
+package main
 
 import (
 	"context"
@@ -14,12 +14,13 @@ import (
 
 	"github.com/kardianos/service"
 
+	"scanagent/internal/agent"
 	"scanagent/internal/config"
 )
 
 // The system service is one thin adapter over kardianos/service: the
 // service manager runs `scanagent service-run -c FILE`, whose Start runs
-// the same runConfig as `scanagent run`, and whose Stop cancels its context
+// the same agent.Run as `scanagent run`, and whose Stop cancels its context
 // and waits for the drain — so service stop and Ctrl-C share one path.
 //
 // On Windows, service-run talks to the SCM itself (service_windows.go):
@@ -66,7 +67,7 @@ func (p *program) Start(s service.Service) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan error, 1)
 	go func() {
-		err := runConfig(ctx, p.cfg, p.sio)
+		err := agent.Run(ctx, p.cfg, runOptions(p.sio))
 		p.done <- err
 		if err != nil && ctx.Err() == nil {
 			// A failure the agent could not ride out (outbox locked, port

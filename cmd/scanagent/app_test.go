@@ -1,4 +1,4 @@
-package app
+package main
 
 import (
 	"bytes"
@@ -6,17 +6,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/rs/zerolog"
-
-	"scanagent/internal/code"
 	"scanagent/internal/config"
-	"scanagent/internal/scanner"
-	"scanagent/internal/verify"
 )
 
 type result struct {
@@ -96,90 +89,6 @@ func TestExitCodes(t *testing.T) {
 				t.Fatalf("exit %d (want %d)\nstdout: %s\nstderr: %s", r.code, tt.code, r.out, r.err)
 			}
 		})
-	}
-}
-
-// No log line may carry unmasked personal data, a payload or a secret:
-// the pipeline's own logging path runs every payload class, verified and
-// refused, with a capturing logger.
-func TestPipelineLogsMasked(t *testing.T) {
-	p, _ := code.NewParser(code.Options{Custom: []code.CustomType{{Name: "hc", Pattern: `^HC[0-9]{10}$`}}})
-	identity := verify.Identity{Verified: true, Name: "龙小英", IDNumber: "432901198810228888", Phone: "18888882012", Address: "厦门市思明区", Level: "yellow"}
-	var buf bytes.Buffer
-	pipe := &pipeline{parser: p, debounce: code.NewDebouncer(0), offline: "unverified", reports: map[string]reportDefaults{}, log: zerolog.New(&buf), now: time.Now, stats: &pipelineStats{},
-		verifier: verifierFunc(func(_ context.Context, r verify.Request) (verify.Identity, error) {
-			if strings.HasPrefix(r.Text, "D") {
-				return verify.Identity{}, &verify.Error{API: "verifyQRCode", Class: verify.Rejected, Code: 10008, Msg: "健康卡授权码不存在"}
-			}
-			id := identity
-			id.QRCodeText = r.Text
-			return id, nil
-		})}
-	payloads := []string{
-		"C7DA29340C1A4C2B9F6E0A12B34C5D6E:1",
-		"D109C4C3B1E94A7F8E6D5C4B3A291807:0:B0E3CC5F50EF5DC663F094C985B58312::35020001001",
-		"432901198810228888",
-		"https://jsstm.jszwfw.gov.cn/jkm/2?t=ABCDEF0123456789",
-		"HC0012345678",
-		"龙小英 432901198810228888 garbage",
-	}
-	for _, s := range payloads {
-		pipe.handle(context.Background(), scanner.Scan{Data: []byte(s), Source: "t", At: time.Now()})
-	}
-	out := buf.String()
-	if n := strings.Count(out, `"message":"scan"`); n != len(payloads) {
-		t.Fatalf("%d scan lines for %d payloads:\n%s", n, len(payloads), out)
-	}
-	for _, raw := range append(payloads, "龙小英", "432901198810228888", "18888882012", "厦门市思明区", "B0E3CC5F50EF5DC663F094C985B58312", "ABCDEF0123456789") {
-		if strings.Contains(out, raw) {
-			t.Errorf("log carries raw %q:\n%s", raw, out)
-		}
-	}
-	if !strings.Contains(out, "4329**********8888") || !strings.Contains(out, "龙*英") {
-		t.Errorf("masked values missing:\n%s", out)
-	}
-}
-
-type verifierFunc func(context.Context, verify.Request) (verify.Identity, error)
-
-func (f verifierFunc) Verify(ctx context.Context, r verify.Request) (verify.Identity, error) {
-	return f(ctx, r)
-}
-
-// The metrics page is valid exposition format: one HELP/TYPE per family,
-// every sample line "name{labels} value".
-func TestMetricsFormat(t *testing.T) {
-	cfg, err := config.Parse([]byte("[platform]\nmode = \"off\"\n[[source]]\nname = \"a\"\nport = \"/dev/null-a\"\n[[source]]\nname = \"b\"\nport = \"/dev/null-b\"\n"), "m.toml", func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := buildAgent(cfg, zerolog.Nop(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go a.sup.Run(ctx, a.sources, func(scanner.Scan) {})
-	time.Sleep(50 * time.Millisecond)
-	cancel()
-	var buf bytes.Buffer
-	a.metrics(&buf)
-	seen := map[string]bool{}
-	sample := regexp.MustCompile(`^[a-z_]+(\{[a-z]+="[^"]*"(,[a-z]+="[^"]*")*\})? -?[0-9.e+]+$`)
-	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
-		if f := strings.Fields(line); len(f) >= 3 && f[0] == "#" {
-			key := f[1] + " " + f[2]
-			if seen[key] {
-				t.Fatalf("repeated %q:\n%s", key, buf.String())
-			}
-			seen[key] = true
-			continue
-		}
-		if !sample.MatchString(line) {
-			t.Fatalf("bad sample line %q", line)
-		}
-	}
-	if !strings.Contains(buf.String(), `scanagent_source_connected{source="b"} 0`) {
-		t.Fatalf("missing source b:\n%s", buf.String())
 	}
 }
 

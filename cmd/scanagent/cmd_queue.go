@@ -1,4 +1,4 @@
-package app
+package main
 
 import (
 	"context"
@@ -13,9 +13,10 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"scanagent/internal/agent"
+	"scanagent/internal/card"
 	"scanagent/internal/mask"
 	"scanagent/internal/queue"
-	"scanagent/internal/verify"
 )
 
 func queueCommands() map[string]command {
@@ -35,7 +36,7 @@ func openQueueFor(path string, readOnly bool, sio IO) (*queue.Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	o, err := queueOptions(cfg, zerolog.Nop())
+	o, err := agent.QueueOptions(cfg, zerolog.Nop())
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +82,7 @@ func cmdQueueStats(_ context.Context, args []string, sio IO) error {
 		fmt.Fprintf(tw, "  %s\t%d\n", k, n)
 	}
 	if !st.Oldest.IsZero() {
-		fmt.Fprintf(tw, "oldest\t%s (%s ago)\n", st.Oldest.In(verify.CST).Format(verify.TimeLayout), st.OldestAge.Round(time.Second))
+		fmt.Fprintf(tw, "oldest\t%s (%s ago)\n", st.Oldest.In(card.CST).Format(card.TimeLayout), st.OldestAge.Round(time.Second))
 	}
 	fmt.Fprintf(tw, "dead letters\t%d\n", st.Dead)
 	fmt.Fprintf(tw, "delivered\t%d (of which %d confirmed by 10054)\n", st.Delivered, st.Duplicates)
@@ -95,8 +96,8 @@ func cmdQueueStats(_ context.Context, args []string, sio IO) error {
 // maskedPayload shows what a record carries without personal data.
 func maskedPayload(kind string, p []byte) string {
 	switch kind {
-	case kindReport:
-		var r verify.Report
+	case card.RecordReport:
+		var r card.Report
 		if json.Unmarshal(p, &r) == nil {
 			s := fmt.Sprintf("scene=%s channel=%s cardType=%s time=%s", r.Scene, r.CardChannel, r.CardType, r.Time)
 			if r.QRCodeText != "" {
@@ -107,8 +108,8 @@ func maskedPayload(kind string, p []byte) string {
 			}
 			return s
 		}
-	case kindBind:
-		var b verify.Binding
+	case card.RecordBind:
+		var b card.Binding
 		if json.Unmarshal(p, &b) == nil {
 			return "patid=" + mask.ID(b.PatID) + " qr=" + mask.QR(b.QRCodeText)
 		}
@@ -139,9 +140,9 @@ func cmdQueueList(_ context.Context, args []string, sio IO) error {
 		case r.Unknown:
 			state = "unresolved " + r.RequestID[:min(8, len(r.RequestID))]
 		case !r.NextAttempt.IsZero():
-			state = "retry " + r.NextAttempt.In(verify.CST).Format("01-02 15:04:05")
+			state = "retry " + r.NextAttempt.In(card.CST).Format("01-02 15:04:05")
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Seq, r.Kind, r.Enqueued.In(verify.CST).Format(verify.TimeLayout), r.Attempts, state, maskedPayload(r.Kind, r.Payload), r.LastError)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Seq, r.Kind, r.Enqueued.In(card.CST).Format(card.TimeLayout), r.Attempts, state, maskedPayload(r.Kind, r.Payload), r.LastError)
 	}
 	tw.Flush()
 	if len(recs) == 0 {

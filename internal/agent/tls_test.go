@@ -1,4 +1,4 @@
-package app
+package agent
 
 import (
 	"context"
@@ -66,7 +66,7 @@ func TestLocalAPIOverHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := syncWriter{ch: make(chan string, 100)}
-	a, err := buildAgent(cfg, zerolog.New(logs), nil)
+	a, err := build(cfg, zerolog.New(logs), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

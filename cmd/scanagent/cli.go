@@ -1,8 +1,4 @@
-// Package app is the only package that knows every stage of scanagent: it
-// parses the command line, loads the configuration, builds the scanners,
-// parser, verifiers, outbox and HIS sinks, and wires them together. main
-// calls Run and turns its error into an exit code.
-package app
+package main
 
 import (
 	"context"
@@ -13,6 +9,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"scanagent/internal/agent"
 )
 
 // IO is the process's standard streams and environment.
@@ -152,4 +150,9 @@ func noArgs(fs *flag.FlagSet) error {
 		return &UsageError{Msg: fmt.Sprintf("%s: unexpected arguments: %s", fs.Name(), strings.Join(fs.Args(), " "))}
 	}
 	return nil
+}
+
+// runOptions are what the agent takes of the process.
+func runOptions(sio IO) agent.RunOptions {
+	return agent.RunOptions{Stderr: sio.Err, Env: sio.Env, Hangup: sio.Hangup}
 }

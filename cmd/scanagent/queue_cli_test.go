@@ -1,4 +1,4 @@
-package app
+package main
 
 import (
 	"context"
@@ -11,7 +11,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"scanagent/internal/card"
 	"scanagent/internal/queue"
+	"scanagent/internal/visit"
 )
 
 func TestQueueCLI(t *testing.T) {
@@ -27,8 +29,9 @@ func TestQueueCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enqueueReport(context.Background(), q, reportDefaults{scene: "010101", channel: "0100"}, "s1", "C7DA29345B6DF90A6F5BBEBD73EBE2EDA26F341A6CFEEEB1210A1B2C3D4E5F60:1", timeZero())
-	q.Enqueue(context.Background(), kindBind, []byte(`{"patid":"P0001234","qrCodeText":"C7DA29345B6DF90A6F5BBEBD73EBE2EDA26F341A6CFEEEB1210A1B2C3D4E5F60:1"}`))
+	d := card.ReportDefaults{Scene: "010101", Channel: "0100"}
+	visit.EnqueueReport(context.Background(), q, visit.ReportKey("s1"), d.StaticReport("C7DA29345B6DF90A6F5BBEBD73EBE2EDA26F341A6CFEEEB1210A1B2C3D4E5F60:1", timeZero()))
+	q.Enqueue(context.Background(), card.RecordBind, []byte(`{"patid":"P0001234","qrCodeText":"C7DA29345B6DF90A6F5BBEBD73EBE2EDA26F341A6CFEEEB1210A1B2C3D4E5F60:1"}`))
 	// While another process holds the file, the CLI says why it cannot read.
 	if r := run(t, "", nil, "queue", "stats", "-c", cfgPath); r.code != 1 || !strings.Contains(r.err, "running agent holds the outbox") {
 		t.Fatalf("locked: %+v", r)

@@ -1,4 +1,4 @@
-package app
+package agent
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"scanagent/internal/card"
 	"scanagent/internal/scanner"
 )
 
@@ -39,7 +40,7 @@ func (a *agent) run(ctx context.Context) error {
 	// Delivery stops after the pipeline drained, so every report of an
 	// in-flight scan is on disk; in-flight sends keep their requestIds.
 	stopDelivery()
-	st := a.pipe.stats
+	st := a.pipe.Stats()
 	a.log.Info().Int64("scans", st.Scans.Load()).Int64("verified", st.Verified.Load()).Int64("rejected", st.Rejected.Load()).
 		Int64("failed", st.Failed.Load()).Int64("suppressed", st.Suppressed.Load()).Int64("reportsQueued", st.Reports.Load()).Msg("stopped")
 	if len(abandoned) > 0 {
@@ -114,7 +115,7 @@ func (a *agent) serve() (stop func(), err error) {
 // scanning is the running scanners and pipeline of an agent.
 type scanning struct {
 	a       *agent
-	scans   chan scanner.Scan
+	scans   chan card.Scan
 	work    context.CancelFunc
 	pipe    chan struct{}
 	mu      sync.RWMutex // held for reading while a scan is emitted
@@ -128,9 +129,9 @@ type scanning struct {
 // workers. Verifications in flight at stop get the shutdown timeout.
 func (a *agent) startScanning(ctx context.Context) *scanning {
 	workCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &scanning{a: a, scans: make(chan scanner.Scan, 256), work: cancel, pipe: make(chan struct{}), halt: make(chan struct{})}
+	s := &scanning{a: a, scans: make(chan card.Scan, 256), work: cancel, pipe: make(chan struct{}), halt: make(chan struct{})}
 	go func() {
-		a.pipe.run(workCtx, s.scans, 4)
+		a.pipe.Run(workCtx, s.scans, 4)
 		close(s.pipe)
 	}()
 	for _, src := range a.sources {
@@ -145,7 +146,7 @@ func (a *agent) startScanning(ctx context.Context) *scanning {
 }
 
 // emit passes a scan to the pipeline unless the stop has begun.
-func (s *scanning) emit(sc scanner.Scan) {
+func (s *scanning) emit(sc card.Scan) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {

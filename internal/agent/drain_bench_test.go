@@ -1,4 +1,4 @@
-package app
+package agent
 
 import (
 	"context"
@@ -12,8 +12,10 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"scanagent/internal/card"
 	"scanagent/internal/queue"
 	"scanagent/internal/verify"
+	"scanagent/internal/visit"
 	"scanagent/test/fakeplatform/platform"
 )
 
@@ -34,7 +36,8 @@ func BenchmarkDrain(b *testing.B) {
 	defer q.Close()
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
-		if _, err := enqueueReport(ctx, q, reportDefaults{scene: "010101", channel: "0100"}, strconv.Itoa(i), platform.BuiltinCards()[i%3].QRCodeText, time.Now()); err != nil {
+		d := card.ReportDefaults{Scene: "010101", Channel: "0100"}
+		if err := visit.EnqueueReport(ctx, q, visit.ReportKey(strconv.Itoa(i)), d.StaticReport(platform.BuiltinCards()[i%3].QRCodeText, time.Now())); err != nil {
 			b.Fatal(err)
 		}
 	}

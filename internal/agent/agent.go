@@ -1,0 +1,208 @@
+// Package agent is the only package that knows every stage of scanagent:
+// it builds the scanners, parser, visit policy, platform clients, gateway
+// server, outbox and HIS sinks from a configuration, starts them in order,
+// reloads them and stops them. It holds no policy of its own (that is
+// internal/visit) and no command line (that is cmd/scanagent).
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"scanagent/internal/card"
+	"scanagent/internal/code"
+	"scanagent/internal/config"
+	"scanagent/internal/his"
+	"scanagent/internal/logging"
+	"scanagent/internal/queue"
+	"scanagent/internal/scanner"
+	"scanagent/internal/verify"
+	"scanagent/internal/visit"
+)
+
+// platformClient is what the agent needs of its e-Health Card access, direct or
+// through a gateway.
+type platformClient interface {
+	verify.Upstream
+	Status() verify.Status
+}
+
+// agent is one running scanagent, built from a configuration.
+type agent struct {
+	cfg      config.Config
+	log      zerolog.Logger
+	platform platformClient // nil when platform.mode = "off"
+	skm      visit.Verifier // nil when [skm] is off
+	outbox   *queue.Queue
+	api      *his.API
+	// reload asks for a configuration reload (POST /v1/reload).
+	reload  func() error
+	pipe    *visit.Pipeline
+	reports map[string]card.ReportDefaults
+	sup     *scanner.Supervisor
+	sources []scanner.Source
+	servers []server
+	started time.Time
+	carried *carried
+}
+
+// carried is what survives a configuration reload: the counters, the start
+// time and, while the platform settings stay the same, the platform client
+// with its appToken, breaker and rate-limit pauses (a reload must not cost
+// a getAppToken, which would invalidate the token in use, nor lift a 10034
+// pause the platform imposed).
+type carried struct {
+	started  time.Time
+	stats    *visit.Stats
+	sinks    map[string]*visit.SinkStats
+	platform platformClient
+	settings platformSettings
+}
+
+// platformSettings are the settings the platform client is built from.
+type platformSettings struct {
+	platform config.Platform
+	terminal string
+}
+
+// carry returns what the next agent keeps of this one.
+func (a *agent) carry() *carried {
+	return &carried{started: a.started, stats: a.pipe.Stats(), sinks: a.pipe.SinkStats(), platform: a.platform,
+		settings: platformSettings{a.cfg.Platform, a.cfg.Agent.TerminalID}}
+}
+
+// build creates every stage from cfg; nothing is opened yet. prev, when
+// not nil, is what a reload keeps of the running agent.
+func build(cfg config.Config, log zerolog.Logger, prev *carried) (*agent, error) {
+	if prev == nil {
+		prev = &carried{started: time.Now()}
+	}
+	a := &agent{cfg: cfg, log: log, started: prev.started, carried: prev, reports: reportDefaults(cfg)}
+	parser, err := code.NewParser(ParserOptions(cfg))
+	if err != nil {
+		return nil, err
+	}
+	if err := a.buildVerifiers(prev); err != nil {
+		return nil, err
+	}
+	a.pipe = visit.New(visit.Options{Parser: parser, Debounce: code.NewDebouncer(cfg.Code.Debounce.D()), EHC: a.ehc(), SKM: a.skm,
+		Offline: cfg.Agent.Offline, Reports: a.reports, Stats: prev.stats, Sinks: prev.sinks, Log: logging.Component(log, "pipeline")})
+	a.sup = scanner.NewSupervisor(logging.Component(log, "scanner"))
+	for _, s := range cfg.Sources {
+		src, err := buildSource(s, logging.Component(log, "scanner"))
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", s.Name, err)
+		}
+		a.sources = append(a.sources, src)
+	}
+	if err := a.buildSinks(parser); err != nil {
+		return nil, err
+	}
+	if err := a.buildGateway(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	return a, nil
+}
+
+// ehc is the e-Health Card verifier, nil when platform.mode = "off".
+func (a *agent) ehc() visit.Verifier {
+	if a.platform == nil {
+		return nil
+	}
+	return a.platform
+}
+
+// reportDefaults are the report settings of the sources that report.
+func reportDefaults(cfg config.Config) map[string]card.ReportDefaults {
+	m := map[string]card.ReportDefaults{}
+	for _, s := range cfg.Sources {
+		if s.Scene != "" && s.CardChannel != "" {
+			m[s.Name] = card.ReportDefaults{Scene: s.Scene, Channel: s.CardChannel, Department: s.Department}
+		}
+	}
+	return m
+}
+
+// buildVerifiers builds (or keeps, across a reload with the same settings)
+// the platform client, and the Su Kang Code client.
+func (a *agent) buildVerifiers(prev *carried) error {
+	cfg, p := a.cfg, a.cfg.Platform
+	httpc, err := verify.NewHTTPClient(verify.HTTPOptions{ConnectTimeout: p.ConnectTimeout.D(), RequestTimeout: p.RequestTimeout.D(), CAFile: p.CAFile})
+	if err != nil {
+		return err
+	}
+	if settings := (platformSettings{p, cfg.Agent.TerminalID}); prev.platform != nil && reflect.DeepEqual(settings, prev.settings) {
+		a.platform = prev.platform
+		a.log.Debug().Msg("platform settings unchanged: appToken, breaker and pauses kept")
+	} else {
+		a.platform = newPlatformClient(cfg, httpc, a.log)
+	}
+	s := cfg.SKM
+	if !s.Enabled {
+		return nil
+	}
+	skmHTTP, err := verify.NewHTTPClient(verify.HTTPOptions{ConnectTimeout: p.ConnectTimeout.D(), RequestTimeout: s.Timeout.D(), CAFile: p.CAFile})
+	if err != nil {
+		return err
+	}
+	a.skm = verify.NewSKM(verify.SKMOptions{BaseURL: s.BaseURL, ScanPath: s.ScanPath, IDPath: s.IDPath, AppMark: s.AppMark, AppSecret: s.AppSecret.Reveal(),
+		SignOrder: s.SignOrder, TimestampUnit: s.TimestampUnit, Cipher: s.Cipher, CipherKey: s.CipherKey.Reveal(), AuthHeader: s.AuthHeader,
+		Source: s.Source, Position: s.Position, VerifierDept: s.VerifierDept, VerifierName: s.VerifierName, VerifierPhone: s.VerifierPhone,
+		HTTP: skmHTTP, Log: logging.Component(a.log, "skm")})
+	return nil
+}
+
+// buildSinks builds the HIS sinks: the local API (and its server), the
+// HTTP push and HL7.
+func (a *agent) buildSinks(parser *code.Parser) error {
+	cfg, log := a.cfg, a.log
+	if api := cfg.HIS.API; api.Enabled {
+		a.api = his.NewAPI(his.APIOptions{AllowedOrigins: api.AllowedOrigins, AllowedHosts: api.AllowedHosts, Token: api.Token.Reveal(),
+			MaxStreamClients: api.MaxStreamClients, CheckQRCode: ehcCheck(parser), CheckIDNumber: checkIDNumber,
+			DefaultDepartment: visit.DefaultReport(a.reports).Department, Status: a.status, Metrics: a.metrics,
+			Reload: func() error { return a.reload() }, Log: logging.Component(log, "his-api")})
+		a.pipe.AddSink("api", a.api)
+		if err := a.addServer(&http.Server{Addr: api.Listen, Handler: a.api.Handler(), ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}, api.TLSCert, api.TLSKey); err != nil {
+			return fmt.Errorf("his.api: %w", err)
+		}
+	}
+	if p := cfg.HIS.Push; p.Enabled {
+		a.pipe.AddSink("push", his.NewPush(his.PushOptions{URL: p.URL, Secret: []byte(p.Secret.Reveal()), Timeout: p.Timeout.D(),
+			Retries: p.Retries, Log: logging.Component(log, "his-push")}))
+	}
+	if h := cfg.HIS.HL7; h.Enabled {
+		s, err := his.NewHL7(his.HL7Options{Addr: h.Addr, Charset: h.Charset, Template: h.Template, SendingApp: h.SendingApp,
+			SendingFacility: h.SendingFacility, ReceivingApp: h.ReceivingApp, ReceivingFacility: h.ReceivingFacility,
+			Timeout: h.Timeout.D(), Log: logging.Component(log, "his-hl7")})
+		if err != nil {
+			return err
+		}
+		a.pipe.AddSink("hl7", s)
+	}
+	return nil
+}
+
+// buildGateway builds the gateway server for terminals, when enabled.
+func (a *agent) buildGateway() error {
+	g := a.cfg.Gateway
+	if !g.Enabled {
+		return nil
+	}
+	ehc, ok := a.platform.(*verify.EHC)
+	if !ok {
+		return errors.New("gateway.enabled needs platform.mode = \"direct\"")
+	}
+	terms := map[string]string{}
+	for _, t := range g.Terminals {
+		terms[t.ID] = t.Token.Reveal()
+	}
+	gs := verify.NewGatewayServer(gatewayUpstream{EHC: ehc, skm: a.skm}, terms, func() any { return ehc.Status() }, logging.Component(a.log, "gateway"))
+	return a.addServer(&http.Server{Addr: g.Listen, Handler: gs.Handler(), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}, g.TLSCert, g.TLSKey)
+}

@@ -1,0 +1,107 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"scanagent/internal/card"
+	"scanagent/internal/config"
+	"scanagent/internal/logging"
+	"scanagent/internal/queue"
+	"scanagent/internal/verify"
+	"scanagent/internal/visit"
+)
+
+// platformSender adapts the platform client to the outbox: it decodes a
+// record, makes the call with the record's requestId and turns the answer
+// into a verdict (SPEC §4).
+type platformSender struct {
+	p     verify.Upstream
+	pause time.Duration
+	now   func() time.Time
+}
+
+var _ queue.Sender = platformSender{}
+
+func (s platformSender) Send(ctx context.Context, kind string, payload []byte, requestID string) queue.Verdict {
+	var err error
+	switch kind {
+	case card.RecordReport:
+		var r card.Report
+		if err = json.Unmarshal(payload, &r); err == nil {
+			err = s.p.ReportHISData(ctx, r, requestID)
+		} else {
+			return queue.Verdict{Outcome: queue.Dead, Reason: "unreadable report record: " + err.Error()}
+		}
+	case card.RecordBind:
+		var b card.Binding
+		if err = json.Unmarshal(payload, &b); err == nil {
+			err = s.p.BindCardRelation(ctx, b, requestID)
+		} else {
+			return queue.Verdict{Outcome: queue.Dead, Reason: "unreadable binding record: " + err.Error()}
+		}
+	default:
+		return queue.Verdict{Outcome: queue.Dead, Reason: fmt.Sprintf("unknown record kind %q", kind)}
+	}
+	return verdict(visit.Decide(err, s.now(), s.pause))
+}
+
+// outcomes maps the policy's outcomes onto the outbox's.
+var outcomes = map[visit.Outcome]queue.Outcome{visit.Delivered: queue.Delivered, visit.Retry: queue.Retry,
+	visit.Duplicate: queue.Duplicate, visit.Pause: queue.Pause, visit.Dead: queue.Dead}
+
+// verdict is the outbox's form of the policy's decision.
+func verdict(d visit.Decision) queue.Verdict {
+	return queue.Verdict{Outcome: outcomes[d.Outcome], Unknown: d.Unknown, RetryAfter: d.RetryAfter, Reason: d.Reason}
+}
+
+// QueueOptions maps the configuration onto the outbox's options.
+func QueueOptions(c config.Config, log zerolog.Logger) (queue.Options, error) {
+	q := c.Queue
+	o := queue.Options{Path: q.Path, MaxRecords: q.MaxRecords, MaxBytes: q.MaxBytes, FullPolicy: q.FullPolicy,
+		BatchWindow: q.BatchWindow.D(), Concurrency: q.Concurrency, RetryMin: q.RetryMin.D(), RetryMax: q.RetryMax.D(), Log: log}
+	if q.Encrypt {
+		k, err := config.DecodeKey(q.Key.Reveal())
+		if err != nil {
+			return o, fmt.Errorf("queue.key: %w", err)
+		}
+		o.Key = k
+	}
+	return o, nil
+}
+
+// openOutbox opens the configured outbox (refusing a second agent on the
+// same file); nil when platform.mode = "off". It outlives configuration
+// reloads.
+func openOutbox(c config.Config, log zerolog.Logger) (*queue.Queue, error) {
+	if c.Platform.Mode == "off" {
+		return nil, nil
+	}
+	o, err := QueueOptions(c, logging.Component(log, "outbox"))
+	if err != nil {
+		return nil, err
+	}
+	ob, err := queue.Open(o)
+	if err != nil {
+		return nil, err
+	}
+	st := ob.Stats()
+	log.Info().Str("path", c.Queue.Path).Int("pending", st.Depth()).Int("dead", st.Dead).Msg("outbox open")
+	return ob, nil
+}
+
+// attach wires an open outbox into the agent's producers.
+func (a *agent) attach(ob *queue.Queue) {
+	if ob == nil || a.platform == nil {
+		return
+	}
+	a.outbox = ob
+	a.pipe.SetOutbox(ob)
+	if a.api != nil {
+		a.api.SetRecorder(usageRecorder{visit.Recorder{Outbox: ob, Defaults: visit.DefaultReport(a.reports)}})
+	}
+}

@@ -1,0 +1,116 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"scanagent/internal/card"
+	"scanagent/internal/code"
+	"scanagent/internal/config"
+	"scanagent/internal/logging"
+	"scanagent/internal/scanner"
+	"scanagent/internal/verify"
+	"scanagent/internal/visit"
+)
+
+// newPlatformClient returns the e-Health Card client of the configured
+// mode, or nil when platform.mode = "off".
+func newPlatformClient(cfg config.Config, httpc *http.Client, log zerolog.Logger) platformClient {
+	p := cfg.Platform
+	switch p.Mode {
+	case "direct":
+		return verify.NewEHC(verify.EHCOptions{
+			AppID: p.AppID, AppSecret: p.AppSecret.Reveal(), HospitalID: p.HospitalID, BaseURL: p.BaseURL, TokenURL: p.TokenURL,
+			URLs: map[string]string{
+				verify.APIGetHealthCardByQRCode: p.URLs.GetHealthCardByQRCode, verify.APIVerifyQRCode: p.URLs.VerifyQRCode,
+				verify.APIReportHISData: p.URLs.ReportHISData, verify.APIBindCardRelation: p.URLs.BindCardRelation,
+			},
+			HTTP: httpc, TerminalID: cfg.Agent.TerminalID, MedicalStep: p.MedicalStep, UseCityCode: p.UseCityCode, UseCityName: p.UseCityName,
+			HospitalCode: p.HospitalCode, HospitalName: p.HospitalName, ChannelCode: p.ChannelCode, ChannelName: p.ChannelName,
+			ReportIDField: p.ReportIDField, Retries: p.Retries, BreakerFailures: p.BreakerFailures, BreakerCooldown: p.BreakerCooldown.D(),
+			RateLimitPause: p.RateLimitPause.D(), Log: logging.Component(log, "platform"),
+		})
+	case "gateway":
+		return verify.NewGateway(verify.GatewayOptions{URL: p.GatewayURL, Token: p.GatewayToken.Reveal(), HTTP: httpc, Retries: p.Retries,
+			BreakerFailures: p.BreakerFailures, BreakerCooldown: p.BreakerCooldown.D()})
+	}
+	return nil
+}
+
+// server is an HTTP server of the agent, with its TLS files when HTTPS.
+type server struct {
+	srv *http.Server
+	tls bool
+}
+
+// addServer adds an HTTP server; with a certificate it serves HTTPS. The
+// pair is loaded now, so a broken file stops the start instead of leaving
+// the agent running without the server.
+func (a *agent) addServer(srv *http.Server, cert, key string) error {
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return fmt.Errorf("TLS certificate: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}
+	}
+	a.servers = append(a.servers, server{srv: srv, tls: cert != ""})
+	return nil
+}
+
+// gatewayUpstream verifies a terminal's Su Kang Codes with the SKM client
+// and everything else, and its reports, with the EHC client.
+type gatewayUpstream struct {
+	*verify.EHC
+	skm visit.Verifier // nil when [skm] is off
+}
+
+func (g gatewayUpstream) Verify(ctx context.Context, r card.Request) (card.Identity, error) {
+	if r.Kind == card.KindSKM {
+		if g.skm == nil {
+			return card.Identity{}, &card.Error{API: "verify", Class: card.Rejected, Msg: "Su Kang Codes are not accepted here ([skm] is not enabled)"}
+		}
+		return g.skm.Verify(ctx, r)
+	}
+	return g.EHC.Verify(ctx, r)
+}
+
+func buildSource(s config.Source, log zerolog.Logger) (scanner.Source, error) {
+	switch s.Type {
+	case "serial":
+		suffix, err := config.ParseSuffix(s.Suffix)
+		if err != nil {
+			return nil, err
+		}
+		return scanner.NewSerial(scanner.SerialOptions{Name: s.Name, Port: s.Port, VID: strings.TrimPrefix(strings.ToLower(s.VID), "0x"), PID: strings.TrimPrefix(strings.ToLower(s.PID), "0x"),
+			SerialNumber: s.SerialNumber, Baud: s.Baud, DataBits: s.DataBits, Parity: s.Parity, StopBits: s.StopBits, Suffix: suffix, Gap: s.Gap.D(),
+			MaxFrame: s.MaxFrame, Log: log}), nil
+	case "hid":
+		vid, err := config.ParseUSBID(s.VID)
+		if err != nil {
+			return nil, err
+		}
+		pid, err := config.ParseUSBID(s.PID)
+		if err != nil {
+			return nil, err
+		}
+		return scanner.NewHID(scanner.HIDOptions{Name: s.Name, VID: vid, PID: pid, SerialNumber: s.SerialNumber, Layout: s.Layout, MaxFrame: s.MaxFrame, Log: log}), nil
+	case "evdev":
+		return scanner.NewEvdev(scanner.EvdevOptions{Name: s.Name, Device: s.Device, MaxFrame: s.MaxFrame, Log: log}), nil
+	}
+	return nil, fmt.Errorf("unknown source type %q", s.Type)
+}
+
+// ParserOptions maps the configuration onto the parser's own options.
+func ParserOptions(c config.Config) code.Options {
+	o := code.Options{SKMHosts: c.SKM.Hosts}
+	for _, cc := range c.Code.Custom {
+		o.Custom = append(o.Custom, code.CustomType{Name: cc.Name, Pattern: cc.Pattern})
+	}
+	return o
+}

@@ -1,0 +1,146 @@
+// Package visit is the policy of a visit (SPEC §4 and the README's
+// "kind → calls → counted" table), as plain Go over small interfaces: a
+// scan is parsed, routed to the verifier of its kind, turned into the
+// outcome the HIS receives, handed to every HIS sink, and — for the codes
+// the agent itself reports — queued as a usage record. It also decides what
+// a queued record's delivery attempt means (Decide). It does no I/O of its
+// own: the parser, the verifiers, the sinks and the outbox are injected.
+//
+// To change what happens to a kind of code (say, a dynamic code scanned
+// while the platform is down), read route.go and the table in
+// visit_test.go, which walks every row.
+package visit
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"scanagent/internal/card"
+)
+
+// Parser recognises a raw payload (internal/code).
+type Parser interface {
+	Parse(raw []byte) (card.Code, error)
+}
+
+// Debouncer suppresses a payload repeated by the same source (a held
+// trigger).
+type Debouncer interface {
+	Repeat(source string, payload []byte, at time.Time) bool
+}
+
+// Verifier turns a code into an identity: the e-Health Card client (direct
+// or through a gateway) and the Su Kang Code client. Its errors are
+// *card.Error, or context errors.
+type Verifier interface {
+	Verify(ctx context.Context, r card.Request) (card.Identity, error)
+}
+
+// Sink receives every visit (the HIS's local API, HTTP push, HL7).
+type Sink interface {
+	Deliver(ctx context.Context, v card.Visit) error
+}
+
+// Outbox queues a usage record durably under an idempotency key and
+// returns its sequence once it is on disk.
+type Outbox interface {
+	EnqueueKeyed(ctx context.Context, kind, key string, payload []byte) (uint64, error)
+}
+
+// Offline policies for a static code when the platform cannot be reached.
+const (
+	OfflineRefuse     = "refuse"     // refuse the scan
+	OfflineUnverified = "unverified" // hand the code over unverified, and report it
+)
+
+// Options configure a Pipeline.
+type Options struct {
+	Parser Parser
+	// Debounce, when set, suppresses repeats.
+	Debounce Debouncer
+	// EHC verifies e-Health Card codes (nil: platform.mode = "off"); SKM
+	// verifies Su Kang Codes (nil: [skm] disabled).
+	EHC, SKM Verifier
+	// Offline is OfflineRefuse or OfflineUnverified.
+	Offline string
+	// Reports are the usage-report settings of the sources that report,
+	// by source name.
+	Reports map[string]card.ReportDefaults
+	// Stats and Sinks continue the counters of a pipeline before a reload
+	// (nil: fresh).
+	Stats *Stats
+	Sinks map[string]*SinkStats
+	// ObserveHandoff, when set, is told each visit's scan → HIS hand-off
+	// time.
+	ObserveHandoff func(source string, kind card.Kind, d time.Duration)
+	Now            func() time.Time
+	Log            zerolog.Logger
+}
+
+// Pipeline handles scans to their outcome. Safe for concurrent use once
+// built; SetOutbox and AddSink are called before Run.
+type Pipeline struct {
+	o      Options
+	sinks  []sink
+	outbox Outbox
+	// refusedLog is o.Log sampled to one line a minute.
+	refusedLog zerolog.Logger
+}
+
+// New returns a pipeline.
+func New(o Options) *Pipeline {
+	if o.Stats == nil {
+		o.Stats = &Stats{}
+	}
+	if o.Sinks == nil {
+		o.Sinks = map[string]*SinkStats{}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Reports == nil {
+		o.Reports = map[string]card.ReportDefaults{}
+	}
+	return &Pipeline{o: o, refusedLog: o.Log.Sample(&zerolog.BurstSampler{Burst: 1, Period: time.Minute})}
+}
+
+// SetOutbox sets where usage records are queued (nil: nowhere).
+func (p *Pipeline) SetOutbox(o Outbox) { p.outbox = o }
+
+// Handle processes one scan to its outcome, hands it to every sink, then
+// queues its usage record: the patient waits for the HIS, not for the disk.
+func (p *Pipeline) Handle(ctx context.Context, sc card.Scan) {
+	p.o.Stats.Scans.Add(1)
+	if p.o.Debounce != nil && p.o.Debounce.Repeat(sc.Source, sc.Data, sc.At) {
+		p.o.Stats.Suppressed.Add(1)
+		p.o.Log.Debug().Str("source", sc.Source).Msg("repeat suppressed")
+		return
+	}
+	v := p.Resolve(ctx, sc)
+	d := p.o.Now().Sub(sc.At)
+	v.Latency = float64(d.Microseconds()) / 1000
+	p.logVisit(v)
+	p.deliver(ctx, v)
+	if p.o.ObserveHandoff != nil {
+		p.o.ObserveHandoff(v.Source, v.Kind, p.o.Now().Sub(sc.At))
+	}
+	p.report(ctx, v)
+}
+
+// Run consumes scans with n workers until scans is closed and drained.
+func (p *Pipeline) Run(ctx context.Context, scans <-chan card.Scan, n int) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for sc := range scans {
+				p.Handle(ctx, sc)
+			}
+		}()
+	}
+	wg.Wait()
+}
