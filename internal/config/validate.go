@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+
+	"scanagent/internal/loopback"
 )
 
 var (
@@ -66,20 +68,12 @@ func (v *validator) url(path, val string, allowLAN bool) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !allowLAN && !isLoopback(u.Hostname()) {
+		if !allowLAN && !loopback.Host(u.Hostname()) {
 			v.add(path, "must use https (plain http is allowed only to a loopback address)")
 		}
 	default:
 		v.add(path, "must be an http(s) URL")
 	}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Validate checks every field and returns all problems found.
@@ -351,7 +345,7 @@ func (c *Config) validateAPI(v *validator) {
 		v.add("his.api.listen", "must be host:port")
 		return
 	}
-	if !isLoopback(host) {
+	if !loopback.Host(host) {
 		if !a.AllowRemote {
 			v.add("his.api.listen", "binds beyond loopback: set his.api.allow_remote = true and a token to allow it")
 		} else if len(a.Token.Reveal()) < 16 {

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"scanagent/internal/card"
+	"scanagent/internal/loopback"
 	"scanagent/internal/mask"
 )
 
@@ -290,7 +291,7 @@ func (a *API) subscribe(w http.ResponseWriter, r *http.Request) *sub {
 // serveReload reloads the configuration; only processes on this machine
 // may ask, whatever token they hold.
 func (a *API) serveReload(w http.ResponseWriter, r *http.Request) {
-	if !isLoopbackAddr(r.RemoteAddr) || r.Header.Get("Origin") != "" {
+	if !loopback.Addr(r.RemoteAddr) || r.Header.Get("Origin") != "" {
 		writeJSON(w, http.StatusForbidden, apiError{Error: "reload is allowed from this machine's command line only"})
 		return
 	}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 
+	"scanagent/internal/loopback"
+
 	"github.com/rs/zerolog"
 )
 
@@ -33,7 +35,7 @@ func (a *API) guard(next http.Handler) http.Handler {
 				}
 			}
 		}
-		if (foreign || !isLoopbackAddr(r.RemoteAddr)) && !a.tokenOK(r) && r.URL.Path != "/healthz" {
+		if (foreign || !loopback.Addr(r.RemoteAddr)) && !a.tokenOK(r) && r.URL.Path != "/healthz" {
 			if foreign {
 				a.refuse(w, r, causeOrigin, http.StatusForbidden, "origin not allowed: add it to his.api.allowed_origins")
 				return
@@ -90,18 +92,6 @@ func (a *API) refuseWith(w http.ResponseWriter, r *http.Request, cause string, s
 	writeJSON(w, status, body)
 }
 
-func isLoopbackAddr(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host = hostport
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
-}
-
 func (a *API) originAllowed(origin string) bool {
 	for _, o := range a.o.AllowedOrigins {
 		if strings.EqualFold(strings.TrimRight(o, "/"), origin) {
@@ -147,11 +137,7 @@ func (s hostSet) allowed(host string) bool {
 	if k == "" {
 		return false
 	}
-	if k == "localhost" || s[k] {
-		return true
-	}
-	ip := net.ParseIP(k)
-	return ip != nil && ip.IsLoopback()
+	return s[k] || loopback.Host(k)
 }
 
 // hostKey normalises a Host header or a configured host: port and brackets

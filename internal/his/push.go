@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"scanagent/internal/backoff"
 	"scanagent/internal/card"
 )
 
@@ -81,7 +82,7 @@ func (p *Push) Deliver(ctx context.Context, e card.Visit) error {
 	if err != nil {
 		return err
 	}
-	backoff := 100 * time.Millisecond
+	policy := backoff.Policy{Min: 100 * time.Millisecond}
 	for attempt := 0; ; attempt++ {
 		retry, err := p.once(ctx, e.ID, body)
 		if err == nil {
@@ -92,13 +93,10 @@ func (p *Push) Deliver(ctx context.Context, e card.Visit) error {
 			p.failed.Add(1)
 			return fmt.Errorf("push to HIS: %w", err)
 		}
-		select {
-		case <-ctx.Done():
+		if err := backoff.Sleep(ctx, policy.Delay(attempt+1)); err != nil {
 			p.failed.Add(1)
-			return ctx.Err()
-		case <-time.After(backoff):
+			return err
 		}
-		backoff *= 2
 	}
 }
 

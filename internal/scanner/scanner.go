@@ -8,12 +8,12 @@ package scanner
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"scanagent/internal/backoff"
 	"scanagent/internal/card"
 )
 
@@ -102,7 +102,8 @@ func (s *Supervisor) keep(ctx context.Context, src Source, emit func(card.Scan))
 	name := src.Name()
 	log := s.Log.With().Str("source", name).Logger()
 	s.update(name, func(*State) {})
-	backoff := 100 * time.Millisecond
+	retry := backoff.Policy{Min: 100 * time.Millisecond, Max: s.MaxBackoff}
+	fails := 0 // failures since the source last connected
 	count := func(sc card.Scan) {
 		s.update(name, func(st *State) { st.Scans++ })
 		emit(sc)
@@ -111,7 +112,7 @@ func (s *Supervisor) keep(ctx context.Context, src Source, emit func(card.Scan))
 		connected := false
 		sctx := context.WithValue(ctx, connectedKey{}, connectedFunc(func() {
 			connected = true
-			backoff = 100 * time.Millisecond
+			fails = 0
 			s.update(name, func(st *State) {
 				st.Connected, st.Since, st.LastError = true, time.Now(), ""
 				if attempt > 0 {
@@ -141,14 +142,9 @@ func (s *Supervisor) keep(ctx context.Context, src Source, emit func(card.Scan))
 		} else {
 			log.Debug().Err(err).Msg("scanner still not available")
 		}
-		wait := backoff/2 + rand.N(backoff/2+1)
-		if backoff *= 2; backoff > s.MaxBackoff {
-			backoff = s.MaxBackoff
-		}
-		select {
-		case <-ctx.Done():
+		fails++
+		if backoff.Sleep(ctx, retry.Delay(fails)) != nil {
 			return
-		case <-time.After(wait):
 		}
 	}
 }
