@@ -1,11 +1,13 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -135,5 +137,40 @@ func TestCompactionSurvivesAKillAtEveryStep(t *testing.T) {
 				t.Errorf("sound outbox moved aside: %v", m)
 			}
 		})
+	}
+}
+
+func TestCompactionShrinksAfterDrain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	q := open(t, path, nil)
+	defer q.Close()
+	ctx := context.Background()
+	payload := bytes.Repeat([]byte("p"), 400)
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2500; i++ {
+				q.Enqueue(ctx, "report", payload)
+			}
+		}()
+	}
+	wg.Wait()
+	stop := run(t, q, &sender{})
+	waitFor(t, "drain", func() bool { return q.Stats().Depth() == 0 })
+	stop()
+	before, after, err := q.Compact()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after >= before/2 {
+		t.Fatalf("compaction %d → %d", before, after)
+	}
+	if _, err := q.Enqueue(ctx, "report", []byte("after")); err != nil {
+		t.Fatal("enqueue after compaction:", err)
+	}
+	if st := q.Stats(); st.Depth() != 1 || st.Delivered != 20000 {
+		t.Fatalf("counters after compaction: %+v", st)
 	}
 }

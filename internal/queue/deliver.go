@@ -2,15 +2,18 @@ package queue
 
 import (
 	"context"
-	"encoding/binary"
-	"math/rand/v2"
-	"strconv"
 	"sync"
 	"time"
+
+	"scanagent/internal/card"
 
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
 )
+
+// Delivery: one loop per kind reads the records due, marks them in flight
+// (their requestIds on disk before anything is sent), sends them and
+// settles the verdicts (settle.go).
 
 // Run delivers records through s until ctx ends, one loop per kind seen.
 // Records are dispatched in arrival order per kind, Concurrency at a time.
@@ -58,6 +61,31 @@ func (q *Queue) kinds() []string {
 		})
 	})
 	return out
+}
+
+func (q *Queue) signal(kind string) {
+	q.mu.Lock()
+	ch, ok := q.notify[kind]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		q.notify[kind] = ch
+	}
+	q.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (q *Queue) notifyChan(kind string) chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ch, ok := q.notify[kind]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		q.notify[kind] = ch
+	}
+	return ch
 }
 
 // batchSize is how many records one round reads, marks and sends; while
@@ -198,32 +226,6 @@ func (q *Queue) due(kind string, n int) ([]Record, time.Time, error) {
 	return out, next, err
 }
 
-func seqOf(k []byte) uint64 {
-	if len(k) != 8 {
-		return 0
-	}
-	return binary.BigEndian.Uint64(k)
-}
-
-func (q *Queue) decode(k, v []byte) (Record, error) {
-	plain, err := q.sealer.open(k, v)
-	if err != nil {
-		return Record{}, err
-	}
-	rec, err := unmarshal(plain)
-	if err != nil {
-		return Record{}, err
-	}
-	rec.Seq = seqOf(k)
-	return rec, nil
-}
-
-func (q *Queue) put(b *bolt.Bucket, rec *Record) (int64, error) {
-	key := seqKey(rec.Seq)
-	val := q.sealer.seal(key, rec.marshal())
-	return int64(len(key) + len(val)), b.Put(key, val)
-}
-
 // markInFlight records, before sending, the requestId each record's
 // attempt will use, flagged unknown: if the agent dies mid-send, the retry
 // after restart reuses it and the platform answers 10054 instead of
@@ -244,7 +246,7 @@ func (q *Queue) markInFlight(kind string, recs []Record) error {
 			old := int64(len(b.Get(seqKey(r.Seq))) + 8)
 			r.reused = r.Unknown
 			if !r.Unknown {
-				r.RequestID = newRequestID()
+				r.RequestID = card.NewRequestID()
 				r.Unknown = true
 			}
 			r.Attempts++
@@ -275,134 +277,4 @@ func (q *Queue) markRound(kind string, recs []Record) ([]Record, error) {
 		err = q.markInFlight(kind, recs)
 	}
 	return recs, err
-}
-
-// backoff is exponential from RetryMin to RetryMax with ±50% jitter.
-func (q *Queue) backoff(attempts int) time.Duration {
-	d := q.o.RetryMin
-	for i := 1; i < attempts && d < q.o.RetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, q.o.RetryMax)
-	return d/2 + rand.N(d+1)
-}
-
-// settle applies the verdicts in one transaction.
-func (q *Queue) settle(kind string, recs []Record, verdicts []Verdict) error {
-	now := q.o.Now()
-	var delivered, dups, retries, dead int64
-	var removed int
-	var delta int64
-	var pause time.Time
-	var lastErr string
-	var deadRecs []Record
-	q.dbMu.RLock()
-	err := q.db.Update(func(tx *bolt.Tx) error {
-		delivered, dups, retries, dead, removed, delta, pause, lastErr, deadRecs = 0, 0, 0, 0, 0, 0, time.Time{}, "", nil
-		b := tx.Bucket([]byte(kindPrefix + kind))
-		db := tx.Bucket(bucketDead)
-		meta := tx.Bucket(bucketMeta)
-		for i := range recs {
-			r, v := recs[i], verdicts[i]
-			key := seqKey(r.Seq)
-			old := int64(len(key) + len(b.Get(key)))
-			remove := func() error {
-				removed++
-				delta -= old
-				return b.Delete(key)
-			}
-			switch {
-			case v.Outcome == Delivered, v.Outcome == Duplicate && r.reused:
-				// A 10054 answer to a retry that reused the requestId of an
-				// attempt with unknown outcome: that attempt was delivered.
-				if v.Outcome == Duplicate {
-					dups++
-				}
-				delivered++
-				if err := remove(); err != nil {
-					return err
-				}
-				continue
-			case v.Outcome == Dead:
-				r.Unknown, r.LastError, r.DeadAt = false, v.Reason, now
-				if _, err := q.put(db, &r); err != nil {
-					return err
-				}
-				if err := remove(); err != nil {
-					return err
-				}
-				dead++
-				deadRecs = append(deadRecs, r)
-				continue
-			case v.Outcome == Pause:
-				// A replay of an unresolved requestId stays unresolved: the
-				// first attempt may have been processed.
-				r.Unknown = r.reused
-				r.NextAttempt = v.RetryAfter
-				if v.RetryAfter.After(pause) {
-					pause = v.RetryAfter
-				}
-			case v.Outcome == Duplicate:
-				// 10054 on a first attempt: a requestId collision; retry
-				// with a new one.
-				r.Unknown = false
-				r.NextAttempt = now
-			default: // Retry
-				retries++
-				// Keep the requestId while any attempt with it has an
-				// unknown outcome: only acceptance, 10054 or a refusal
-				// resolves it (a fault answer to a replay does not say
-				// whether the first attempt was processed).
-				r.Unknown = v.Unknown || r.reused
-				r.NextAttempt = now.Add(q.backoff(r.Attempts))
-			}
-			r.LastError = v.Reason
-			if v.Reason != "" {
-				lastErr = v.Reason
-			}
-			n, err := q.put(b, &r)
-			if err != nil {
-				return err
-			}
-			delta += n - old
-		}
-		if err := adjust(meta, kind, -removed, delta); err != nil {
-			return err
-		}
-		for name, n := range map[string]int64{"delivered": delivered, "duplicates": dups, "retries": retries, "dead": dead, keyDeadN: dead} {
-			if n > 0 {
-				if err := addCounter(meta, name, n); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	q.dbMu.RUnlock()
-	if err != nil {
-		return err
-	}
-	q.mu.Lock()
-	q.pending[kind] -= removed
-	q.bytes[kind] += delta
-	q.dead += int(dead)
-	q.counters["delivered"] += delivered
-	q.counters["duplicates"] += dups
-	q.counters["retries"] += retries
-	q.counters["dead"] += dead
-	if lastErr != "" {
-		q.lastErr[kind] = lastErr
-	} else if delivered > 0 {
-		delete(q.lastErr, kind)
-	}
-	if !pause.IsZero() {
-		q.paused[kind] = pause
-	}
-	q.mu.Unlock()
-	for _, r := range deadRecs {
-		msg := "dead letter: " + kind + " record " + strconv.FormatUint(r.Seq, 10) + " refused by the platform: " + r.LastError
-		q.alert(msg)
-		q.o.Log.Error().Str("kind", kind).Uint64("seq", r.Seq).Str("reason", r.LastError).Msg("outbox record moved to dead letters (see `scanagent queue list --dead`, retry with `scanagent queue retry`)")
-	}
-	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -41,53 +40,6 @@ func (e *DamagedError) Error() string {
 // (a damaged page beyond the deadline would crash it), so a crash is
 // followed by a salvage, not by a crash loop.
 const defaultVerifyTimeout = 10 * time.Second
-
-// Open opens (or creates) the outbox at o.Path. A file held by another
-// process fails after OpenTimeout with ErrLocked; a damaged file is moved
-// aside to <path>.corrupt-<time>, every record still readable in it is
-// copied into a fresh file, and Stats().Recovery and an alert say so.
-func Open(o Options) (*Queue, error) {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.OpenTimeout == 0 {
-		o.OpenTimeout = 2 * time.Second
-	}
-	if o.VerifyTimeout == 0 {
-		o.VerifyTimeout = defaultVerifyTimeout
-	}
-	if o.Concurrency < 1 {
-		o.Concurrency = 4
-	}
-	if o.RetryMin <= 0 {
-		o.RetryMin = time.Second
-	}
-	if o.RetryMax < o.RetryMin {
-		o.RetryMax = o.RetryMin
-	}
-	if o.MaxRecords <= 0 {
-		o.MaxRecords = 1_000_000
-	}
-	if o.MaxBytes <= 0 {
-		o.MaxBytes = 256 << 20
-	}
-	s, err := newSealer(o.Key)
-	if err != nil {
-		return nil, err
-	}
-	q := &Queue{o: o, sealer: s, reqs: make(chan *enqueueReq, 1024), closing: make(chan struct{}),
-		pending: map[string]int{}, bytes: map[string]int64{}, counters: map[string]int64{}, lastErr: map[string]string{},
-		paused: map[string]time.Time{}, notify: map[string]chan struct{}{}}
-	if err := q.openFile(); err != nil {
-		return nil, err
-	}
-	if !o.ReadOnly {
-		q.makeReserve()
-		q.committer.Add(1)
-		go q.commitLoop()
-	}
-	return q, nil
-}
 
 func (q *Queue) openFile() error {
 	path := q.o.Path
@@ -127,47 +79,6 @@ func (q *Queue) openFile() error {
 	}
 	q.db = db
 	return nil
-}
-
-// adoptLeftover finishes what a compaction or salvage killed half-way
-// left. Both build the new file completely (fsynced) as <path>.new before
-// touching <path>, so with <path> missing, <path>.new is whole and is the
-// outbox. An agent before this version compacted with two renames and
-// could leave <path>.old as the only copy of the backlog.
-func (q *Queue) adoptLeftover() {
-	path := q.o.Path
-	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-		return
-	}
-	for _, from := range []string{".new", ".old"} {
-		if err := os.Rename(path+from, path); err == nil {
-			syncDir(dirOf(path))
-			q.o.Log.Warn().Str("path", path).Str("from", path+from).Msg("outbox recovered from an interrupted compaction or salvage")
-			return
-		}
-	}
-}
-
-// removeLeftovers deletes, with the file's lock held, what an interrupted
-// compaction, salvage or creation left beside an existing outbox: an
-// unfinished <path>.new, <path>.init-* or (earlier versions) <path>.compact,
-// and <path>.old, a stale copy once both renames of an earlier version's
-// compaction were done.
-func (q *Queue) removeLeftovers() {
-	path := q.o.Path
-	stale := []string{path + ".new", path + ".old", path + ".compact"}
-	if entries, err := os.ReadDir(filepath.Dir(path)); err == nil {
-		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), filepath.Base(path)+".init-") {
-				stale = append(stale, filepath.Join(filepath.Dir(path), e.Name()))
-			}
-		}
-	}
-	for _, f := range stale {
-		if err := os.Remove(f); err == nil {
-			q.o.Log.Warn().Str("file", f).Msg("outbox: removed the leftover of an interrupted compaction, salvage or creation")
-		}
-	}
 }
 
 // verify checks the file before bbolt maps it: nil for a sound or absent
@@ -294,33 +205,6 @@ func (q *Queue) createIfMissing() error {
 	return nil
 }
 
-// placeNew puts the finished file tmp at path unless path exists (another
-// process was quicker): a hard link where the file system has them, else
-// a rename.
-func placeNew(tmp, path string) error {
-	err := os.Link(tmp, path)
-	if err != nil && !errors.Is(err, os.ErrExist) {
-		if _, serr := os.Stat(path); serr == nil {
-			return os.ErrExist
-		}
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		os.Remove(tmp)
-		syncDir(dirOf(path))
-	}
-	return err
-}
-
-func createBuckets(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bucketMeta, bucketDead, bucketIdem} {
-		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // tryOpen opens the file with bbolt and loads the counters (walking the
 // records once if the file has none persisted). bbolt panics on some
 // damage; those panics come back as a *DamagedError.
@@ -365,67 +249,4 @@ func (q *Queue) tryOpen() (db *bolt.DB, err error) {
 		q.needCount = false
 	}
 	return db, nil
-}
-
-// load reads the counters. They are kept in the meta bucket, updated in
-// the same transactions as the records, so opening does not walk (and page
-// in) every record; a file without them is walked once.
-func (q *Queue) load(tx *bolt.Tx) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.pending, q.bytes, q.dead = map[string]int{}, map[string]int64{}, 0
-	meta := tx.Bucket(bucketMeta)
-	if meta == nil {
-		return nil
-	}
-	for _, k := range counterKeys {
-		q.counters[k] = getCounter(meta, k)
-	}
-	if meta.Get([]byte(keyCounted)) != nil {
-		q.dead = int(getCounter(meta, keyDeadN))
-		c := meta.Cursor()
-		for k, _ := c.Seek([]byte("n:")); k != nil && strings.HasPrefix(string(k), "n:"); k, _ = c.Next() {
-			kind := string(k[2:])
-			q.pending[kind] = int(getCounter(meta, "n:"+kind))
-			q.bytes[kind] = getCounter(meta, "b:"+kind)
-		}
-		return nil
-	}
-	q.needCount = true
-	return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-		switch {
-		case string(name) == string(bucketDead):
-			q.dead = b.Stats().KeyN
-		case len(name) > len(kindPrefix) && string(name[:len(kindPrefix)]) == kindPrefix:
-			kind := string(name[len(kindPrefix):])
-			return b.ForEach(func(k, v []byte) error {
-				if len(k) != 8 {
-					return errCorruptRecord
-				}
-				q.pending[kind]++
-				q.bytes[kind] += int64(len(k) + len(v))
-				return nil
-			})
-		}
-		return nil
-	})
-}
-
-// storeCounts writes walked counters into meta (first open of a file).
-func (q *Queue) storeCounts(tx *bolt.Tx) error {
-	meta := tx.Bucket(bucketMeta)
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for kind, n := range q.pending {
-		if err := setCounter(meta, "n:"+kind, int64(n)); err != nil {
-			return err
-		}
-		if err := setCounter(meta, "b:"+kind, q.bytes[kind]); err != nil {
-			return err
-		}
-	}
-	if err := setCounter(meta, keyDeadN, int64(q.dead)); err != nil {
-		return err
-	}
-	return meta.Put([]byte(keyCounted), []byte{1})
 }

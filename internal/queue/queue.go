@@ -16,9 +16,7 @@ package queue
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -97,20 +95,6 @@ type Options struct {
 	Now      func() time.Time
 }
 
-var (
-	bucketMeta  = []byte("meta")
-	bucketDead  = []byte("dead")
-	bucketIdem  = []byte("idem")
-	kindPrefix  = "q:"
-	counterKeys = []string{"delivered", "duplicates", "retries", "dead", "dropped"}
-)
-
-// Meta keys of the persisted depth counters ("n:<kind>", "b:<kind>").
-const (
-	keyCounted = "counted"
-	keyDeadN   = "deadn"
-)
-
 // Queue is the outbox.
 type Queue struct {
 	o      Options
@@ -148,343 +132,57 @@ type Queue struct {
 	compactHook func(step string) error
 }
 
-type enqueueReq struct {
-	kind    string
-	key     string
-	payload []byte
-	done    chan enqueueRes
-}
-
-type enqueueRes struct {
-	seq uint64
-	err error
-}
-
-// adjust moves the persisted counters of kind by dn records and db bytes.
-func adjust(meta *bolt.Bucket, kind string, dn int, db int64) error {
-	if dn != 0 {
-		if err := addCounter(meta, "n:"+kind, int64(dn)); err != nil {
-			return err
-		}
-	}
-	if db != 0 {
-		return addCounter(meta, "b:"+kind, db)
-	}
-	return nil
-}
-
-func dirOf(p string) string {
-	for i := len(p) - 1; i >= 0; i-- {
-		if os.IsPathSeparator(p[i]) {
-			return p[:i+1]
-		}
-	}
-	return "."
-}
-
-func (q *Queue) alert(msg string) {
-	q.mu.Lock()
-	q.alerts = append(q.alerts, q.o.Now().Format(time.RFC3339)+" "+msg)
-	if len(q.alerts) > 20 {
-		q.alerts = q.alerts[len(q.alerts)-20:]
-	}
-	q.mu.Unlock()
-}
-
-func seqKey(seq uint64) []byte {
-	k := make([]byte, 8)
-	binary.BigEndian.PutUint64(k, seq)
-	return k
-}
-
-// Enqueue stores a record of kind and returns its sequence number once it
-// is committed to disk. It fails with ErrFull (bound reached under the
-// reject policy, or disk full) or ErrClosed; nothing is half-stored.
-func (q *Queue) Enqueue(ctx context.Context, kind string, payload []byte) (uint64, error) {
-	return q.EnqueueKeyed(ctx, kind, "", payload)
-}
-
-// IdempotencyWindow is how long an idempotency key is remembered.
-const IdempotencyWindow = 24 * time.Hour
-
-// EnqueueKeyed is Enqueue with an idempotency key: a producer that retries
-// after losing the answer (the agent died between commit and reply) gets
-// the first record's sequence back instead of a second record. Keys are
-// remembered for IdempotencyWindow; "" means no key.
-func (q *Queue) EnqueueKeyed(ctx context.Context, kind, key string, payload []byte) (uint64, error) {
-	if q.o.ReadOnly {
-		return 0, errors.New("outbox opened read-only")
-	}
-	r := &enqueueReq{kind: kind, key: key, payload: payload, done: make(chan enqueueRes, 1)}
-	q.closeMu.RLock()
-	if q.closed {
-		q.closeMu.RUnlock()
-		return 0, ErrClosed
-	}
-	select {
-	case q.reqs <- r:
-		q.closeMu.RUnlock()
-	case <-ctx.Done():
-		q.closeMu.RUnlock()
-		return 0, ctx.Err()
-	}
-	// Once handed over the commit happens; wait for its result even if ctx
-	// ends, so the caller never mistakes a stored record for a lost one.
-	res := <-r.done
-	return res.seq, res.err
-}
-
-// commitLoop is the group committer: it takes every request waiting (and,
-// with a batch window, those arriving within it) and commits them in one
-// transaction, so concurrent producers share one fsync.
-func (q *Queue) commitLoop() {
-	defer q.committer.Done()
-	for {
-		var first *enqueueReq
-		select {
-		case first = <-q.reqs:
-		case <-q.closing:
-			// Commit what was handed over before closing.
-			for {
-				select {
-				case r := <-q.reqs:
-					q.commit([]*enqueueReq{r})
-				default:
-					return
-				}
-			}
-		}
-		batch := []*enqueueReq{first}
-		var window <-chan time.Time
-		if q.o.BatchWindow > 0 {
-			window = time.After(q.o.BatchWindow)
-		}
-	collect:
-		for len(batch) < 1024 {
-			select {
-			case r := <-q.reqs:
-				batch = append(batch, r)
-				continue
-			default:
-			}
-			if window == nil {
-				break
-			}
-			select {
-			case r := <-q.reqs:
-				batch = append(batch, r)
-			case <-window:
-				break collect
-			}
-		}
-		q.commit(batch)
-	}
-}
-
-func (q *Queue) commit(batch []*enqueueReq) {
-	if err := q.admit(len(batch)); err != nil {
-		for _, r := range batch {
-			r.done <- enqueueRes{err: err}
-		}
-		return
-	}
-	res := make([]enqueueRes, len(batch))
-	type dropped struct {
-		kind string
-		size int64
-	}
-	var drops []dropped
-	added := map[string]int{}
-	addedBytes := map[string]int64{}
-	now := q.o.Now()
-	q.dbMu.RLock()
-	err := q.db.Update(func(tx *bolt.Tx) error {
-		drops, added, addedBytes = drops[:0], map[string]int{}, map[string]int64{}
-		for i := range res {
-			res[i] = enqueueRes{}
-		}
-		meta := tx.Bucket(bucketMeta)
-		q.mu.Lock()
-		count, size := q.totalLocked()
-		q.mu.Unlock()
-		idem := tx.Bucket(bucketIdem)
-		for i, r := range batch {
-			var idemKey []byte
-			if r.key != "" {
-				idemKey = []byte(r.kind + "\x00" + r.key)
-				if v := idem.Get(idemKey); len(v) == 16 {
-					res[i].seq = binary.BigEndian.Uint64(v)
-					continue
-				}
-			}
-			rec := Record{Kind: r.kind, Payload: r.payload, Enqueued: now}
-			seq, err := meta.NextSequence()
-			if err != nil {
-				return err
-			}
-			key := seqKey(seq)
-			val := q.sealer.seal(key, rec.marshal())
-			need := int64(len(key) + len(val))
-			for count+1 > q.o.MaxRecords || size+need > q.o.MaxBytes {
-				if q.o.FullPolicy != "drop_oldest" {
-					break
-				}
-				kind, n, ok := dropOldest(tx)
-				if !ok {
-					break
-				}
-				drops = append(drops, dropped{kind, n})
-				count, size = count-1, size-n
-			}
-			if count+1 > q.o.MaxRecords || size+need > q.o.MaxBytes {
-				res[i].err = fmt.Errorf("%w: %d records / %d bytes (limits %d / %d)", ErrFull, count, size, q.o.MaxRecords, q.o.MaxBytes)
-				continue
-			}
-			b, err := tx.CreateBucketIfNotExists([]byte(kindPrefix + r.kind))
-			if err != nil {
-				return err
-			}
-			b.FillPercent = 1.0 // keys only grow: pack pages full
-			if err := b.Put(key, val); err != nil {
-				return err
-			}
-			res[i].seq = seq
-			count, size = count+1, size+need
-			if idemKey != nil {
-				v := make([]byte, 16)
-				binary.BigEndian.PutUint64(v, seq)
-				binary.BigEndian.PutUint64(v[8:], uint64(now.Unix()))
-				if err := idem.Put(idemKey, v); err != nil {
-					return err
-				}
-			}
-			added[r.kind]++
-			addedBytes[r.kind] += need
-		}
-		for k, n := range added {
-			if err := adjust(meta, k, n, addedBytes[k]); err != nil {
-				return err
-			}
-		}
-		for _, d := range drops {
-			if err := adjust(meta, d.kind, -1, -d.size); err != nil {
-				return err
-			}
-		}
-		if len(drops) > 0 {
-			return addCounter(meta, "dropped", int64(len(drops)))
-		}
-		return nil
-	})
-	q.dbMu.RUnlock()
+// Open opens (or creates) the outbox at o.Path. A file held by another
+// process fails after OpenTimeout with ErrLocked; a damaged file is moved
+// aside to <path>.corrupt-<time>, every record still readable in it is
+// copied into a fresh file, and Stats().Recovery and an alert say so.
+func Open(o Options) (*Queue, error) {
+	o = withDefaults(o)
+	s, err := newSealer(o.Key)
 	if err != nil {
-		// Nothing of this transaction is stored (disk full, I/O error):
-		// every producer hears so; the queue keeps running.
-		err = q.commitFailed(err, len(batch))
-		for i := range res {
-			res[i] = enqueueRes{err: err}
-		}
-	} else {
-		q.wrote()
-		q.mu.Lock()
-		q.commits++
-		for k, n := range added {
-			q.pending[k] += n
-			q.bytes[k] += addedBytes[k]
-		}
-		for _, d := range drops {
-			q.pending[d.kind]--
-			q.bytes[d.kind] -= d.size
-			q.counters["dropped"]++
-		}
-		q.mu.Unlock()
-		for _, d := range drops {
-			q.o.Log.Warn().Str("kind", d.kind).Msg("outbox full: oldest record dropped (queue.full_policy = \"drop_oldest\")")
-		}
-		for k := range added {
-			q.signal(k)
-		}
-		if len(added) > 0 {
-			q.signal("") // Run starts a delivery loop for a new kind
-		}
+		return nil, err
 	}
-	for i, r := range batch {
-		r.done <- res[i]
+	q := &Queue{o: o, sealer: s, reqs: make(chan *enqueueReq, 1024), closing: make(chan struct{}),
+		pending: map[string]int{}, bytes: map[string]int64{}, counters: map[string]int64{}, lastErr: map[string]string{},
+		paused: map[string]time.Time{}, notify: map[string]chan struct{}{}}
+	if err := q.openFile(); err != nil {
+		return nil, err
 	}
+	if !o.ReadOnly {
+		q.makeReserve()
+		q.committer.Add(1)
+		go q.commitLoop()
+	}
+	return q, nil
 }
 
-// dropOldest deletes the record with the lowest sequence across kinds.
-func dropOldest(tx *bolt.Tx) (kind string, size int64, ok bool) {
-	var best []byte
-	var bestKind string
-	_ = tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-		if len(name) <= len(kindPrefix) || string(name[:len(kindPrefix)]) != kindPrefix {
-			return nil
-		}
-		if k, _ := b.Cursor().First(); k != nil && (best == nil || string(k) < string(best)) {
-			best, bestKind = append([]byte(nil), k...), string(name[len(kindPrefix):])
-		}
-		return nil
-	})
-	if best == nil {
-		return "", 0, false
+// withDefaults fills in the options left unset.
+func withDefaults(o Options) Options {
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	b := tx.Bucket([]byte(kindPrefix + bestKind))
-	size = int64(len(best) + len(b.Get(best)))
-	return bestKind, size, b.Delete(best) == nil
-}
-
-// Counters are 8-byte big-endian two's complement, so deltas may be
-// negative.
-func getCounter(meta *bolt.Bucket, name string) int64 {
-	if v := meta.Get([]byte(name)); len(v) == 8 {
-		return int64(binary.BigEndian.Uint64(v))
+	if o.OpenTimeout == 0 {
+		o.OpenTimeout = 2 * time.Second
 	}
-	return 0
-}
-
-func setCounter(meta *bolt.Bucket, name string, v int64) error {
-	buf := make([]byte, 8)
-	binary.BigEndian.PutUint64(buf, uint64(v))
-	return meta.Put([]byte(name), buf)
-}
-
-func addCounter(meta *bolt.Bucket, name string, n int64) error {
-	return setCounter(meta, name, getCounter(meta, name)+n)
-}
-
-func (q *Queue) totalLocked() (int, int64) {
-	n, s := 0, int64(0)
-	for k, c := range q.pending {
-		n += c
-		s += q.bytes[k]
+	if o.VerifyTimeout == 0 {
+		o.VerifyTimeout = defaultVerifyTimeout
 	}
-	return n, s
-}
-
-func (q *Queue) signal(kind string) {
-	q.mu.Lock()
-	ch, ok := q.notify[kind]
-	if !ok {
-		ch = make(chan struct{}, 1)
-		q.notify[kind] = ch
+	if o.Concurrency < 1 {
+		o.Concurrency = 4
 	}
-	q.mu.Unlock()
-	select {
-	case ch <- struct{}{}:
-	default:
+	if o.RetryMin <= 0 {
+		o.RetryMin = time.Second
 	}
-}
-
-func (q *Queue) notifyChan(kind string) chan struct{} {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	ch, ok := q.notify[kind]
-	if !ok {
-		ch = make(chan struct{}, 1)
-		q.notify[kind] = ch
+	if o.RetryMax < o.RetryMin {
+		o.RetryMax = o.RetryMin
 	}
-	return ch
+	if o.MaxRecords <= 0 {
+		o.MaxRecords = 1_000_000
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 256 << 20
+	}
+	return o
 }
 
 // Close stops accepting records, commits those already handed over and

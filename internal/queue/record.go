@@ -204,10 +204,3 @@ func (s *sealer) open(key, v []byte) ([]byte, error) {
 	}
 	return plain, nil
 }
-
-// newRequestID returns a fresh requestId: 32 upper-case hex digits.
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return strings.ToUpper(hex.EncodeToString(b[:]))
-}

@@ -89,7 +89,9 @@ func (q *Queue) copyReadable(tmp string, rec *Recovery) error {
 	if err != nil {
 		return err
 	}
-	r, err := newPageReader(f, st.Size(), time.Time{})
+	// The error is not needed: a truncated file comes with a reader for
+	// what is there, anything else with none.
+	r, _ := newPageReader(f, st.Size(), time.Time{})
 	if r == nil {
 		rec.LostUnknown = true
 		return nil // nothing readable: the caller starts empty
