@@ -161,7 +161,8 @@ func TestDebouncer(t *testing.T) {
 		t.Fatalf("old entries not swept: %d", n)
 	}
 	off := NewDebouncer(0)
-	if off.Repeat("a", []byte("x"), t0) || off.Repeat("a", []byte("x"), t0) {
+	first := off.Repeat("a", []byte("x"), t0)
+	if second := off.Repeat("a", []byte("x"), t0); first || second {
 		t.Fatal("disabled debouncer suppressed a scan")
 	}
 }

@@ -125,7 +125,7 @@ func TestPushSignatureAndRetries(t *testing.T) {
 		lastBody = make([]byte, r.ContentLength)
 		r.Body.Read(lastBody)
 		if n == 1 {
-			http.Error(w, "busy", 503)
+			http.Error(w, "busy", http.StatusServiceUnavailable)
 			return
 		}
 		w.WriteHeader(204)

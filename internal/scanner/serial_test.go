@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,9 +17,7 @@ import (
 )
 
 type collector struct {
-	mu    sync.Mutex
-	scans []card.Scan
-	ch    chan card.Scan
+	ch chan card.Scan
 }
 
 func newCollector() *collector        { return &collector{ch: make(chan card.Scan, 1024)} }
@@ -34,14 +31,6 @@ func (c *collector) next(t *testing.T, d time.Duration) card.Scan {
 		t.Fatal("no scan within", d)
 	}
 	return card.Scan{}
-}
-func (c *collector) none(t *testing.T, d time.Duration) {
-	t.Helper()
-	select {
-	case s := <-c.ch:
-		t.Fatalf("unexpected scan %q", s.Data)
-	case <-time.After(d):
-	}
 }
 
 func startSerial(t *testing.T, o device.Options, suffix []byte, gap time.Duration) (*device.Device, *collector, *Supervisor, context.CancelFunc, chan struct{}) {

@@ -98,10 +98,14 @@ func TestFullSystem(t *testing.T) {
 			reports++
 		}
 	}
-	// Every identity reached the HIS (refused scans are pushed too).
+	// Every outcome reached the HIS push too, in order (refused scans are
+	// pushed as well): the kind and whether an identity came with it.
 	waitUntil(t, "all outcomes pushed", func() bool { return len(fakeHIS.Stats().Pushes) == n })
 	got := 0
-	for _, p := range fakeHIS.Stats().Pushes {
+	for i, p := range fakeHIS.Stats().Pushes {
+		if p.Kind != want[i].kind || (p.Identity != nil) != want[i].handed {
+			t.Fatalf("push %d: kind %q identity %v, want %+v", i, p.Kind, p.Identity != nil, want[i])
+		}
 		if p.Identity != nil {
 			got++
 		}

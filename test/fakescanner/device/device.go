@@ -146,7 +146,7 @@ func (d *Device) write(b []byte) error {
 		if bt > 0 {
 			due := int(time.Since(start)/bt) + 1 - i
 			if due < 1 {
-				time.Sleep(start.Add(time.Duration(i) * bt).Sub(time.Now()))
+				time.Sleep(time.Until(start.Add(time.Duration(i) * bt)))
 				continue
 			}
 			n = min(n, due)
