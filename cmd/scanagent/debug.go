@@ -3,74 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 
 	"scanagent/internal/agent"
-	"scanagent/internal/buildinfo"
 	"scanagent/internal/code"
-	"scanagent/internal/config"
 	"scanagent/internal/verify/sign"
 )
-
-func cmdVersion(_ context.Context, args []string, sio IO) error {
-	fs := newFlags("version", "scanagent version", sio)
-	if err := parseAll(fs, args); err != nil {
-		return err
-	}
-	fmt.Fprintln(sio.Out, buildinfo.String())
-	return nil
-}
-
-func cmdConfigSample(_ context.Context, args []string, sio IO) error {
-	fs := newFlags("config sample", "scanagent config sample", sio)
-	if err := parseAll(fs, args); err != nil {
-		return err
-	}
-	_, err := sio.Out.Write(config.Sample)
-	return err
-}
-
-// configFlag registers -c/--config.
-func configFlag(fs *flag.FlagSet) *string {
-	p := fs.String("c", "", "configuration file")
-	fs.StringVar(p, "config", "", "configuration file (same as -c)")
-	return p
-}
-
-func loadConfig(path string, sio IO) (config.Config, error) {
-	if path == "" {
-		return config.Config{}, &UsageError{Msg: "missing -c FILE"}
-	}
-	return config.LoadEnv(path, sio.Env)
-}
-
-func cmdConfigCheck(_ context.Context, args []string, sio IO) error {
-	fs := newFlags("config check", "scanagent config check -c FILE", sio)
-	path := configFlag(fs)
-	if err := parseAll(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path, sio)
-	if err != nil {
-		var errs config.Errors
-		if errors.As(err, &errs) {
-			for _, e := range errs {
-				fmt.Fprintln(sio.Out, e)
-			}
-			return fmt.Errorf("%s: %d problem(s)", *path, len(errs))
-		}
-		return err
-	}
-	for _, w := range cfg.Warnings() {
-		fmt.Fprintln(sio.Out, "warning:", w)
-	}
-	fmt.Fprintln(sio.Out, "ok")
-	return nil
-}
 
 func cmdDebugSign(_ context.Context, args []string, sio IO) error {
 	fs := newFlags("debug sign", "scanagent debug sign [--secret S] [--in FILE]  (secret also from SCANAGENT_APP_SECRET; body from stdin by default)", sio)
