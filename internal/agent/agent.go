@@ -21,6 +21,7 @@ import (
 	"scanagent/internal/logging"
 	"scanagent/internal/queue"
 	"scanagent/internal/scanner"
+	"scanagent/internal/serve"
 	"scanagent/internal/verify"
 	"scanagent/internal/visit"
 )
@@ -46,7 +47,7 @@ type agent struct {
 	reports map[string]card.ReportDefaults
 	sup     *scanner.Supervisor
 	sources []scanner.Source
-	servers []server
+	servers serve.Group
 	started time.Time
 	carried *carried
 }

@@ -2,11 +2,7 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,7 +21,7 @@ import (
 func (a *agent) run(ctx context.Context) error {
 	stopDelivery := a.startDelivery(ctx)
 	defer stopDelivery() // on every return path: delivery stops before the caller closes the file
-	stopServers, err := a.serve()
+	stopServers, err := a.servers.Start(a.log)
 	if err != nil {
 		return err
 	}
@@ -69,49 +65,6 @@ func (a *agent) startDelivery(ctx context.Context) (stop func()) {
 	return func() { cancel(); wg.Wait() }
 }
 
-// serve listens on every server's address first, so a port conflict fails
-// the start, then serves; the returned func shuts them down and waits.
-func (a *agent) serve() (stop func(), err error) {
-	var lns []net.Listener
-	for _, sv := range a.servers {
-		ln, err := net.Listen("tcp", sv.srv.Addr)
-		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			return nil, fmt.Errorf("listen %s: %w", sv.srv.Addr, err)
-		}
-		lns = append(lns, ln)
-	}
-	var wg sync.WaitGroup
-	for i, sv := range a.servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var err error
-			if sv.tls {
-				err = sv.srv.ServeTLS(lns[i], "", "")
-			} else {
-				err = sv.srv.Serve(lns[i])
-			}
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				a.log.Error().Err(err).Str("addr", sv.srv.Addr).Msg("server failed")
-			}
-		}()
-		a.log.Info().Str("addr", lns[i].Addr().String()).Bool("tls", sv.tls).Msg("listening")
-	}
-	return func() {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		for _, sv := range a.servers {
-			if err := sv.srv.Shutdown(sctx); err != nil {
-				_ = sv.srv.Close() // streams (WebSocket, SSE) that outlive the grace second
-			}
-		}
-		wg.Wait()
-	}, nil
-}
-
 // scanning is the running scanners and pipeline of an agent.
 type scanning struct {
 	a       *agent
@@ -122,7 +75,7 @@ type scanning struct {
 	closed  bool
 	halt    chan struct{} // closed: emitting stops
 	dropped atomic.Int64  // scans read after the stop began
-	running sync.Map      // source name → chan struct{} closed when it returned
+	sources *scanner.Running
 }
 
 // startScanning runs each source under the supervisor and the pipeline's
@@ -134,14 +87,7 @@ func (a *agent) startScanning(ctx context.Context) *scanning {
 		a.pipe.Run(workCtx, s.scans, 4)
 		close(s.pipe)
 	}()
-	for _, src := range a.sources {
-		done := make(chan struct{})
-		s.running.Store(src.Name(), done)
-		go func() {
-			defer close(done)
-			a.sup.Run(ctx, []scanner.Source{src}, s.emit)
-		}()
-	}
+	s.sources = a.sup.Start(ctx, a.sources, s.emit)
 	return s
 }
 
@@ -163,15 +109,7 @@ func (s *scanning) emit(sc card.Scan) {
 // stop waits, until deadline, for the scanners to return and the pipeline
 // to drain, in that order, and names what it had to abandon.
 func (s *scanning) stop(deadline time.Time) (abandoned []string) {
-	var stuck []string
-	s.running.Range(func(k, v any) bool {
-		if !waitBy(v.(chan struct{}), deadline) {
-			stuck = append(stuck, k.(string))
-		}
-		return true
-	})
-	if len(stuck) > 0 {
-		sort.Strings(stuck)
+	if stuck := s.sources.Wait(deadline); len(stuck) > 0 {
 		abandoned = append(abandoned, "scanner "+strings.Join(stuck, ", ")+" did not stop (blocked in its driver)")
 	}
 	// Release emitters, then close scans once none is under way.

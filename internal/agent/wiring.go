@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net/http"
 	"strings"
@@ -42,25 +41,10 @@ func newPlatformClient(cfg config.Config, httpc *http.Client, log zerolog.Logger
 	return nil
 }
 
-// server is an HTTP server of the agent, with its TLS files when HTTPS.
-type server struct {
-	srv *http.Server
-	tls bool
-}
-
-// addServer adds an HTTP server; with a certificate it serves HTTPS. The
-// pair is loaded now, so a broken file stops the start instead of leaving
-// the agent running without the server.
+// addServer adds an HTTP server of the agent; with a certificate it
+// serves HTTPS. The pair is loaded now, so a broken file stops the start.
 func (a *agent) addServer(srv *http.Server, cert, key string) error {
-	if cert != "" {
-		pair, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return fmt.Errorf("TLS certificate: %w", err)
-		}
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}
-	}
-	a.servers = append(a.servers, server{srv: srv, tls: cert != ""})
-	return nil
+	return a.servers.Add(srv, cert, key)
 }
 
 // gatewayUpstream verifies a terminal's Su Kang Codes with the SKM client

@@ -8,6 +8,7 @@ package scanner
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -147,4 +148,45 @@ func (s *Supervisor) keep(ctx context.Context, src Source, emit func(card.Scan))
 			return
 		}
 	}
+}
+
+// Running is a set of sources started by Start.
+type Running struct {
+	done map[string]chan struct{} // closed when the source's goroutine returned
+}
+
+// Start runs each source in its own goroutine until ctx ends; Wait tells
+// which returned.
+func (s *Supervisor) Start(ctx context.Context, sources []Source, emit func(card.Scan)) *Running {
+	r := &Running{done: map[string]chan struct{}{}}
+	for _, src := range sources {
+		done := make(chan struct{})
+		r.done[src.Name()] = done
+		go func() {
+			defer close(done)
+			s.keep(ctx, src, emit)
+		}()
+	}
+	return r
+}
+
+// Wait waits, until deadline, for every source to return once ctx ended,
+// and names those that did not (blocked in a driver call), sorted.
+func (r *Running) Wait(deadline time.Time) (stuck []string) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for name, done := range r.done {
+		select {
+		case <-done:
+		case <-t.C:
+			t.Reset(0) // past the deadline: only look at the others
+			select {
+			case <-done:
+			default:
+				stuck = append(stuck, name)
+			}
+		}
+	}
+	slices.Sort(stuck)
+	return stuck
 }
