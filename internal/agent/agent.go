@@ -17,6 +17,7 @@ import (
 	"scanagent/internal/card"
 	"scanagent/internal/code"
 	"scanagent/internal/config"
+	"scanagent/internal/gateway"
 	"scanagent/internal/his"
 	"scanagent/internal/logging"
 	"scanagent/internal/queue"
@@ -203,7 +204,7 @@ func (a *agent) buildGateway() error {
 	for _, t := range g.Terminals {
 		terms[t.ID] = t.Token.Reveal()
 	}
-	gs := verify.NewGatewayServer(gatewayUpstream{EHC: ehc, skm: a.skm}, terms, func() any { return ehc.Status() }, logging.Component(a.log, "gateway"))
+	gs := gateway.New(gatewayUpstream{EHC: ehc, skm: a.skm}, terms, func() any { return ehc.Status() }, logging.Component(a.log, "gateway"))
 	return a.addServer(&http.Server{Addr: g.Listen, Handler: gs.Handler(), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}, g.TLSCert, g.TLSKey)
 }

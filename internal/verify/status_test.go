@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"testing"
 
@@ -73,19 +72,5 @@ func TestGatewayHTTPStatusOutcome(t *testing.T) {
 				t.Fatalf("err = %+v, want unknown %v", e, tt.unknown)
 			}
 		})
-	}
-}
-
-// A gateway whose upstream call ended without a definite answer (its
-// context ended mid-call) tells the terminal the outcome is unknown.
-func TestGatewayServerUnknownWithoutAnswer(t *testing.T) {
-	up := upstreamStub{report: func(context.Context, card.Report, string) error { return context.DeadlineExceeded }}
-	srv := startGateway(t, up)
-	err := stubGateway(srv.URL, newClock()).ReportHISData(context.Background(), card.Report{}, card.NewRequestID())
-	if e := wantClass(t, err, card.Retryable, 0); !e.Unknown {
-		t.Fatalf("err = %+v, want unknown", e)
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		t.Fatal("the gateway's own context error leaked to the terminal as its own")
 	}
 }

@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -9,8 +8,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"scanagent/internal/card"
 )
 
 // stubPlatform serves getAppToken with a valid token and hands every other
@@ -39,22 +36,6 @@ func stubGateway(url string, c *clock) *Gateway {
 	return NewGateway(GatewayOptions{URL: url, Token: "t", HTTP: &http.Client{Timeout: 5 * time.Second}, BreakerFailures: 1, BreakerCooldown: 30 * time.Second, Now: c.Now})
 }
 
-// upstreamStub is an Upstream of funcs; nil funcs succeed.
-type upstreamStub struct {
-	report func(ctx context.Context, r card.Report, requestID string) error
-}
-
-func (upstreamStub) Verify(context.Context, card.Request) (card.Identity, error) {
-	return card.Identity{}, nil
-}
-func (u upstreamStub) ReportHISData(ctx context.Context, r card.Report, requestID string) error {
-	if u.report == nil {
-		return nil
-	}
-	return u.report(ctx, r, requestID)
-}
-func (upstreamStub) BindCardRelation(context.Context, card.Binding, string) error { return nil }
-
 // hits counts the requests a server received.
 type hits struct{ n atomic.Int32 }
 
@@ -63,14 +44,6 @@ func (h *hits) server(t *testing.T) *httptest.Server {
 		h.n.Add(1)
 		w.Write([]byte(`{"commonOut":{"resultCode":0},"rsp":{"appToken":"stolen","expiresIn":7200}}`))
 	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-// startGateway serves up as a gateway for one terminal whose token is "t".
-func startGateway(t *testing.T, up Upstream) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewServer(NewGatewayServer(up, map[string]string{"counter-01": "t"}, nil, zerolog.Nop()).Handler())
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -2,9 +2,6 @@ package verify
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"strings"
 	"testing"
 
 	"scanagent/internal/card"
@@ -50,33 +47,5 @@ func TestVerifyQRCodeCarriesScanOverrides(t *testing.T) {
 				}
 			})
 		}
-	}
-}
-
-// The gateway server takes the new fields under its strict decoding.
-func TestGatewayAcceptsScanOverrides(t *testing.T) {
-	var got card.Request
-	srv := startGateway(t, upstreamFunc(func(ctx context.Context, r card.Request) (card.Identity, error) {
-		got = r
-		return card.Identity{QRCodeText: r.Text}, nil
-	}))
-	for body, want := range map[string]int{
-		`{"kind":"ehc_dynamic","qrCodeText":"x","medicalStep":"010102","useScene":"010102","useChannel":"0100"}`: 200,
-		`{"kind":"ehc_dynamic","qrCodeText":"x","usescene2":"010102"}`:                                           400,
-	} {
-		req, _ := http.NewRequest("POST", srv.URL+gwVerify, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer t")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Fatalf("%s: HTTP %d, want %d", body, resp.StatusCode, want)
-		}
-	}
-	if got.UseScene != "010102" || got.UseChannel != "0100" || got.MedicalStep != "010102" {
-		t.Fatalf("upstream got %+v", got)
 	}
 }

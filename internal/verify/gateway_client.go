@@ -3,9 +3,7 @@ package verify
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,22 +11,20 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"scanagent/internal/card"
-	"scanagent/internal/mask"
 )
 
-// Gateway API paths, served by GatewayServer and called by Gateway.
+// The gateway wire, as a terminal's client calls it (the server is
+// internal/gateway; the two share no code, and the contract test in
+// internal/gateway keeps them compatible).
 const (
 	gwVerify = "/v1/verify"
 	gwReport = "/v1/report"
 	gwBind   = "/v1/bind"
-	gwStatus = "/v1/status"
 )
 
-// Upstream is what a gateway forwards to: the EHC client (and the SKM
-// client for Su Kang Codes).
+// Upstream is a platform client's method set, what the direct client (EHC)
+// and a terminal's gateway client (Gateway) both offer.
 type Upstream interface {
 	Verify(ctx context.Context, r card.Request) (card.Identity, error)
 	ReportHISData(ctx context.Context, r card.Report, requestID string) error
@@ -50,6 +46,8 @@ type wireError struct {
 	RetryAfter  time.Time `json:"retryAfter,omitzero"`
 }
 
+// classNames maps a class's name on the wire (card.Class.String) back to
+// the class.
 var classNames = map[string]card.Class{}
 
 func init() {
@@ -58,146 +56,15 @@ func init() {
 	}
 }
 
-// wireIdentity is a verified identity on the gateway wire: the kind and
-// verified fields keep terminals of earlier versions working.
-type wireIdentity struct {
-	card.Identity
-	Kind     card.Kind `json:"kind"`
-	Verified bool      `json:"verified"`
-}
-
-// GatewayServer serves the platform to terminal agents on the LAN,
-// authenticated by per-terminal bearer tokens. It holds the only appToken.
-type GatewayServer struct {
-	up        Upstream
-	terminals map[string]string // token → terminal id
-	log       zerolog.Logger
-	status    func() any
-}
-
-// NewGatewayServer returns a server forwarding to up; terminals maps
-// terminal id → bearer token. status, when set, is served at /v1/status.
-func NewGatewayServer(up Upstream, terminals map[string]string, status func() any, log zerolog.Logger) *GatewayServer {
-	t := make(map[string]string, len(terminals))
-	for id, tok := range terminals {
-		t[tok] = id
+// err is the *card.Error a wireError carries; a class this version does
+// not know is taken as retryable.
+func (w *wireError) err() *card.Error {
+	cl, ok := classNames[w.Class]
+	if !ok {
+		cl = card.Retryable
 	}
-	return &GatewayServer{up: up, terminals: t, log: log, status: status}
-}
-
-// authenticate returns the terminal id of the request's bearer token,
-// comparing against every token in constant time.
-func (g *GatewayServer) authenticate(r *http.Request) (string, bool) {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || got == "" {
-		return "", false
-	}
-	var id string
-	for tok, term := range g.terminals {
-		if subtle.ConstantTimeCompare([]byte(got), []byte(tok)) == 1 {
-			id = term
-		}
-	}
-	return id, id != ""
-}
-
-// Handler returns the gateway's HTTP handler.
-func (g *GatewayServer) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+gwVerify, g.handle(func(ctx context.Context, term string, body []byte) (any, error) {
-		var r card.Request
-		if err := strictJSON(body, &r); err != nil {
-			return nil, err
-		}
-		r.TerminalID = term
-		id, err := g.up.Verify(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		g.log.Debug().Str("terminal", term).Str("kind", string(r.Kind)).Str("id", mask.ID(id.IDNumber)).Msg("gateway verified")
-		return wireIdentity{Identity: id, Kind: r.Kind, Verified: true}, nil
-	}))
-	mux.HandleFunc("POST "+gwReport, g.handle(func(ctx context.Context, _ string, body []byte) (any, error) {
-		var r struct {
-			RequestID string      `json:"requestId"`
-			Report    card.Report `json:"report"`
-		}
-		if err := strictJSON(body, &r); err != nil {
-			return nil, err
-		}
-		return struct{}{}, g.up.ReportHISData(ctx, r.Report, r.RequestID)
-	}))
-	mux.HandleFunc("POST "+gwBind, g.handle(func(ctx context.Context, _ string, body []byte) (any, error) {
-		var r struct {
-			RequestID string       `json:"requestId"`
-			Binding   card.Binding `json:"binding"`
-		}
-		if err := strictJSON(body, &r); err != nil {
-			return nil, err
-		}
-		return struct{}{}, g.up.BindCardRelation(ctx, r.Binding, r.RequestID)
-	}))
-	mux.HandleFunc("GET "+gwStatus, g.handle(func(context.Context, string, []byte) (any, error) {
-		if g.status == nil {
-			return struct{}{}, nil
-		}
-		return g.status(), nil
-	}))
-	return mux
-}
-
-var errBadRequest = errors.New("bad request")
-
-func strictJSON(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %v", errBadRequest, err)
-	}
-	return nil
-}
-
-func (g *GatewayServer) handle(fn func(ctx context.Context, terminal string, body []byte) (any, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		term, ok := g.authenticate(r)
-		if !ok {
-			g.log.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("gateway call without a valid terminal token")
-			w.Header().Set("WWW-Authenticate", `Bearer realm="scanagent-gateway"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-		if err != nil {
-			http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		out, err := fn(r.Context(), term, body)
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		if errors.Is(err, errBadRequest) {
-			w.WriteHeader(http.StatusBadRequest)
-			_ = json.NewEncoder(w).Encode(map[string]any{"error": wireError{Class: card.Rejected.String(), Message: err.Error()}})
-			return
-		}
-		if err != nil {
-			e, ok := card.AsError(err)
-			if !ok {
-				// No definite answer (the call's context ended, or
-				// something failed mid-call): the platform may have
-				// processed the request.
-				e = &card.Error{API: "gateway", Class: card.Retryable, Msg: err.Error(), Unavailable: true, Unknown: true}
-			}
-			g.log.Info().Str("terminal", term).Str("path", r.URL.Path).Str("class", e.Class.String()).Int("code", e.Code).Msg("gateway call failed")
-			w.WriteHeader(http.StatusOK) // the platform's answer travels in the body
-			_ = json.NewEncoder(w).Encode(map[string]any{"error": wireError{
-				API: e.API, Class: e.Class.String(), Code: e.Code, Message: e.Msg, RequestID: e.RequestID,
-				Unknown: e.Unknown, Unavailable: e.Unavailable, RetryAfter: e.RetryAfter,
-			}})
-			return
-		}
-		enc := json.NewEncoder(w)
-		enc.SetEscapeHTML(false)
-		_ = enc.Encode(map[string]any{"result": out})
-	}
+	return &card.Error{API: w.API, Class: cl, Code: w.Code, Msg: w.Message, RequestID: w.RequestID,
+		Unknown: w.Unknown, Unavailable: w.Unavailable, RetryAfter: w.RetryAfter}
 }
 
 // GatewayOptions configures a terminal's gateway client.
@@ -314,16 +181,6 @@ func (c *Gateway) interpret(api, path string, a httpAnswer, out any) error {
 		}
 	}
 	return nil
-}
-
-// err is the *card.Error a wireError carries.
-func (w *wireError) err() *card.Error {
-	cl, ok := classNames[w.Class]
-	if !ok {
-		cl = card.Retryable
-	}
-	return &card.Error{API: w.API, Class: cl, Code: w.Code, Msg: w.Message, RequestID: w.RequestID,
-		Unknown: w.Unknown, Unavailable: w.Unavailable, RetryAfter: w.RetryAfter}
 }
 
 // Verify asks the gateway to verify r.
