@@ -51,19 +51,21 @@ type agent struct {
 	servers serve.Group
 	started time.Time
 	carried *carried
+	obs     *observer
 }
 
-// carried is what survives a configuration reload: the counters, the start
-// time and, while the platform settings stay the same, the platform client
-// with its appToken, breaker and rate-limit pauses (a reload must not cost
-// a getAppToken, which would invalidate the token in use, nor lift a 10034
-// pause the platform imposed).
+// carried is what survives a configuration reload: the counters, the
+// metrics registry, the start time and, while the platform settings stay
+// the same, the platform client with its appToken, breaker and rate-limit
+// pauses (a reload must not cost a getAppToken, which would invalidate the
+// token in use, nor lift a 10034 pause the platform imposed).
 type carried struct {
 	started  time.Time
 	stats    *visit.Stats
 	sinks    map[string]*visit.SinkStats
 	platform platformClient
 	settings platformSettings
+	obs      *observer
 }
 
 // platformSettings are the settings the platform client is built from.
@@ -75,7 +77,7 @@ type platformSettings struct {
 // carry returns what the next agent keeps of this one.
 func (a *agent) carry() *carried {
 	return &carried{started: a.started, stats: a.pipe.Stats(), sinks: a.pipe.SinkStats(), platform: a.platform,
-		settings: platformSettings{a.cfg.Platform, a.cfg.Agent.TerminalID}}
+		settings: platformSettings{a.cfg.Platform, a.cfg.Agent.TerminalID}, obs: a.obs}
 }
 
 // build creates every stage from cfg; nothing is opened yet. prev, when
@@ -84,7 +86,10 @@ func build(cfg config.Config, log zerolog.Logger, prev *carried) (*agent, error)
 	if prev == nil {
 		prev = &carried{started: time.Now()}
 	}
-	a := &agent{cfg: cfg, log: log, started: prev.started, carried: prev, reports: reportDefaults(cfg)}
+	if prev.obs == nil {
+		prev.obs = newObserver()
+	}
+	a := &agent{cfg: cfg, log: log, started: prev.started, carried: prev, reports: reportDefaults(cfg), obs: prev.obs}
 	parser, err := code.NewParser(ParserOptions(cfg))
 	if err != nil {
 		return nil, err
@@ -93,7 +98,8 @@ func build(cfg config.Config, log zerolog.Logger, prev *carried) (*agent, error)
 		return nil, err
 	}
 	a.pipe = visit.New(visit.Options{Parser: parser, Debounce: code.NewDebouncer(cfg.Code.Debounce.D()), EHC: a.ehc(), SKM: a.skm,
-		Offline: cfg.Agent.Offline, Reports: a.reports, Stats: prev.stats, Sinks: prev.sinks, Log: logging.Component(log, "pipeline")})
+		Offline: cfg.Agent.Offline, Reports: a.reports, Stats: prev.stats, Sinks: prev.sinks, ObserveHandoff: a.obs.observeHandoff,
+		Log: logging.Component(log, "pipeline")})
 	a.sup = scanner.NewSupervisor(logging.Component(log, "scanner"))
 	for _, s := range cfg.Sources {
 		src, err := buildSource(s, logging.Component(log, "scanner"))
@@ -142,7 +148,7 @@ func (a *agent) buildVerifiers(prev *carried) error {
 		a.platform = prev.platform
 		a.log.Debug().Msg("platform settings unchanged: appToken, breaker and pauses kept")
 	} else {
-		a.platform = newPlatformClient(cfg, httpc, a.log)
+		a.platform = newPlatformClient(cfg, httpc, a.obs.observePlatformCall, a.log)
 	}
 	s := cfg.SKM
 	if !s.Enabled {
@@ -166,7 +172,7 @@ func (a *agent) buildSinks(parser *code.Parser) error {
 	if api := cfg.HIS.API; api.Enabled {
 		a.api = his.NewAPI(his.APIOptions{AllowedOrigins: api.AllowedOrigins, AllowedHosts: api.AllowedHosts, Token: api.Token.Reveal(),
 			MaxStreamClients: api.MaxStreamClients, CheckQRCode: ehcCheck(parser), CheckIDNumber: checkIDNumber,
-			DefaultDepartment: visit.DefaultReport(a.reports).Department, Status: a.status, Metrics: a.metrics,
+			DefaultDepartment: visit.DefaultReport(a.reports).Department, Status: a.status, Metrics: a.obs.handler(),
 			Reload: func() error { return a.reload() }, Log: logging.Component(log, "his-api")})
 		a.pipe.AddSink("api", a.api)
 		if err := a.addServer(&http.Server{Addr: api.Listen, Handler: a.api.Handler(), ReadHeaderTimeout: 5 * time.Second,

@@ -56,7 +56,7 @@ func (a *agent) startDelivery(ctx context.Context) (stop func()) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		a.outbox.Run(dctx, platformSender{p: a.platform, pause: a.cfg.Platform.RateLimitPause.D(), now: time.Now})
+		a.outbox.Run(dctx, a.obs.sender(platformSender{p: a.platform, pause: a.cfg.Platform.RateLimitPause.D(), now: time.Now}))
 	}()
 	go func() {
 		defer wg.Done()

@@ -1,74 +1,120 @@
 package agent
 
 import (
-	"fmt"
-	"io"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics writes the agent's Prometheus metrics (text exposition format,
-// written directly: a handful of series needs no client library).
-func (a *agent) metrics(w io.Writer) {
-	metric := func(name, typ, help string, samples ...any) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-		for i := 0; i+1 < len(samples); i += 2 {
-			fmt.Fprintf(w, "%s%s %v\n", name, samples[i], samples[i+1])
+// The agent's counters and gauges. Their values live in the stages (the
+// pipeline's and sinks' counters, carried across reloads; the outbox,
+// which outlives them; the platform client) and are read at scrape time.
+var (
+	descHISClients      = desc("scanagent_his_clients", "Connected WebSocket and SSE clients.")
+	descScans           = desc("scanagent_scans_total", "Scans by outcome.", "outcome")
+	descReportsQueued   = desc("scanagent_reports_queued_total", "Usage reports of scans queued in the outbox.")
+	descReportsRefused  = desc("scanagent_reports_refused_total", "Usage reports of scans the outbox refused (full, disk full).")
+	descHandoffs        = desc("scanagent_his_handoffs_total", "Outcomes handed to each HIS sink.", "sink", "result")
+	descSourceConnected = desc("scanagent_source_connected", "Whether a scanner is connected.", "source")
+	descBreakerOpen     = desc("scanagent_platform_breaker_open", "Whether the platform circuit breaker is open.")
+	descTokenAge        = desc("scanagent_platform_token_age_seconds", "Age of the appToken.")
+	descQueueDepth      = desc("scanagent_queue_depth", "Records waiting in the outbox.", "kind")
+	descQueueOldest     = desc("scanagent_queue_oldest_age_seconds", "Age of the oldest waiting record.")
+	descQueueDead       = desc("scanagent_queue_dead_letters", "Records the platform refused for good.")
+	descQueueDelivered  = desc("scanagent_queue_delivered_total", "Records the platform accepted.")
+	descQueueRetries    = desc("scanagent_queue_retries_total", "Delivery attempts that will be retried.")
+	descQueueDropped    = desc("scanagent_queue_dropped_total", "Records dropped under drop_oldest.")
+	descQueueFileBytes  = desc("scanagent_queue_file_bytes", "Size of the outbox file.")
+	descQueueDamaged    = desc("scanagent_queue_damaged", "1 when the outbox file was found damaged at start and salvaged (see /v1/status queue.recovery).")
+	descQueueSalvaged   = desc("scanagent_queue_salvaged_records", "Records salvaged from a damaged outbox file at start.")
+	descQueueLost       = desc("scanagent_queue_lost_records", "Records of a damaged outbox file that could not be read.")
+	descQueueDiskFull   = desc("scanagent_queue_disk_full", "1 while the outbox cannot grow: new records are refused, delivery goes on.")
+	descQueueNoSpace    = desc("scanagent_queue_refused_no_space_total", "Records refused for lack of disk space.")
+
+	agentDescs = []*prometheus.Desc{descHISClients, descScans, descReportsQueued, descReportsRefused, descHandoffs, descSourceConnected,
+		descBreakerOpen, descTokenAge, descQueueDepth, descQueueOldest, descQueueDead, descQueueDelivered, descQueueRetries,
+		descQueueDropped, descQueueFileBytes, descQueueDamaged, descQueueSalvaged, descQueueLost, descQueueDiskFull, descQueueNoSpace}
+)
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+// agentCollector exposes the state of the running agent, which a reload
+// replaces: it reads whichever agent the observer follows at scrape time.
+type agentCollector struct{ running *atomic.Pointer[agent] }
+
+func (c agentCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range agentDescs {
+		ch <- d
+	}
+}
+
+func (c agentCollector) Collect(ch chan<- prometheus.Metric) {
+	if a := c.running.Load(); a != nil {
+		a.collect(ch)
+	}
+}
+
+// collect sends the agent's counters and gauges.
+func (a *agent) collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	flag := func(d *prometheus.Desc, on bool, labels ...string) {
+		v := 0.0
+		if on {
+			v = 1
 		}
+		gauge(d, v, labels...)
+	}
+	if a.api != nil {
+		gauge(descHISClients, float64(a.api.Clients()))
 	}
 	st := a.pipe.Stats()
-	metric("scanagent_scans_total", "counter", "Scans by outcome.",
-		`{outcome="verified"}`, st.Verified.Load(), `{outcome="unverified"}`, st.Unverified.Load(), `{outcome="rejected"}`, st.Rejected.Load(),
-		`{outcome="failed"}`, st.Failed.Load(), `{outcome="suppressed"}`, st.Suppressed.Load())
-	metric("scanagent_reports_queued_total", "counter", "Usage reports of scans queued in the outbox.", "", st.Reports.Load())
-	metric("scanagent_reports_refused_total", "counter", "Usage reports of scans the outbox refused (full, disk full).", "", st.ReportsRefused.Load())
-	var sinkSamples []any
+	counter(descScans, st.Verified.Load(), "verified")
+	counter(descScans, st.Unverified.Load(), "unverified")
+	counter(descScans, st.Rejected.Load(), "rejected")
+	counter(descScans, st.Failed.Load(), "failed")
+	counter(descScans, st.Suppressed.Load(), "suppressed")
+	counter(descReportsQueued, st.Reports.Load())
+	counter(descReportsRefused, st.ReportsRefused.Load())
+	sinks := a.pipe.SinkStats()
 	for _, name := range a.pipe.SinkNames() {
-		s := a.pipe.SinkStats()[name]
-		sinkSamples = append(sinkSamples, fmt.Sprintf(`{sink=%q,result="delivered"}`, name), s.Delivered.Load(), fmt.Sprintf(`{sink=%q,result="failed"}`, name), s.Failed.Load())
+		s := sinks[name]
+		counter(descHandoffs, s.Delivered.Load(), name, "delivered")
+		counter(descHandoffs, s.Failed.Load(), name, "failed")
 	}
-	metric("scanagent_his_handoffs_total", "counter", "Outcomes handed to each HIS sink.", sinkSamples...)
-	var sources []any
 	for _, s := range a.sup.States() {
-		up := 0
-		if s.Connected {
-			up = 1
-		}
-		sources = append(sources, fmt.Sprintf(`{source=%q}`, s.Name), up)
+		flag(descSourceConnected, s.Connected, s.Name)
 	}
-	metric("scanagent_source_connected", "gauge", "Whether a scanner is connected.", sources...)
 	if a.platform != nil {
 		ps := a.platform.Status()
-		open := 0
-		if ps.BreakerOpen {
-			open = 1
-		}
-		metric("scanagent_platform_breaker_open", "gauge", "Whether the platform circuit breaker is open.", "", open)
-		metric("scanagent_platform_token_age_seconds", "gauge", "Age of the appToken.", "", ps.TokenAge.Seconds())
+		flag(descBreakerOpen, ps.BreakerOpen)
+		gauge(descTokenAge, ps.TokenAge.Seconds())
 	}
 	if a.outbox != nil {
 		qs := a.outbox.Stats()
-		var kinds []any
 		for k, n := range qs.Pending {
-			kinds = append(kinds, fmt.Sprintf(`{kind=%q}`, k), n)
+			gauge(descQueueDepth, float64(n), k)
 		}
-		metric("scanagent_queue_depth", "gauge", "Records waiting in the outbox.", kinds...)
-		metric("scanagent_queue_oldest_age_seconds", "gauge", "Age of the oldest waiting record.", "", qs.OldestAge.Seconds())
-		metric("scanagent_queue_dead_letters", "gauge", "Records the platform refused for good.", "", qs.Dead)
-		metric("scanagent_queue_delivered_total", "counter", "Records the platform accepted.", "", qs.Delivered)
-		metric("scanagent_queue_retries_total", "counter", "Delivery attempts that will be retried.", "", qs.Retries)
-		metric("scanagent_queue_dropped_total", "counter", "Records dropped under drop_oldest.", "", qs.Dropped)
-		metric("scanagent_queue_file_bytes", "gauge", "Size of the outbox file.", "", qs.FileSize)
-		damaged, salvaged, lost := 0, 0, 0
+		gauge(descQueueOldest, qs.OldestAge.Seconds())
+		gauge(descQueueDead, float64(qs.Dead))
+		counter(descQueueDelivered, qs.Delivered)
+		counter(descQueueRetries, qs.Retries)
+		counter(descQueueDropped, qs.Dropped)
+		gauge(descQueueFileBytes, float64(qs.FileSize))
+		damaged, salvaged, lost := false, 0, 0
 		if r := qs.Recovery; r != nil {
-			damaged, salvaged, lost = 1, r.Salvaged, r.Lost
+			damaged, salvaged, lost = true, r.Salvaged, r.Lost
 		}
-		metric("scanagent_queue_damaged", "gauge", "1 when the outbox file was found damaged at start and salvaged (see /v1/status queue.recovery).", "", damaged)
-		metric("scanagent_queue_salvaged_records", "gauge", "Records salvaged from a damaged outbox file at start.", "", salvaged)
-		metric("scanagent_queue_lost_records", "gauge", "Records of a damaged outbox file that could not be read.", "", lost)
-		full := 0
-		if qs.Space.Full {
-			full = 1
-		}
-		metric("scanagent_queue_disk_full", "gauge", "1 while the outbox cannot grow: new records are refused, delivery goes on.", "", full)
-		metric("scanagent_queue_refused_no_space_total", "counter", "Records refused for lack of disk space.", "", qs.Space.Refused)
+		flag(descQueueDamaged, damaged)
+		gauge(descQueueSalvaged, float64(salvaged))
+		gauge(descQueueLost, float64(lost))
+		flag(descQueueDiskFull, qs.Space.Full)
+		counter(descQueueNoSpace, qs.Space.Refused)
 	}
 }

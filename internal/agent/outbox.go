@@ -100,8 +100,9 @@ func (a *agent) attach(ob *queue.Queue) {
 		return
 	}
 	a.outbox = ob
-	a.pipe.SetOutbox(ob)
+	timed := a.obs.outbox(ob) // measures each commit
+	a.pipe.SetOutbox(timed)
 	if a.api != nil {
-		a.api.SetRecorder(usageRecorder{visit.Recorder{Outbox: ob, Defaults: visit.DefaultReport(a.reports)}})
+		a.api.SetRecorder(usageRecorder{visit.Recorder{Outbox: timed, Defaults: visit.DefaultReport(a.reports)}})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -45,7 +46,8 @@ func Run(ctx context.Context, cfg config.Config, o RunOptions) error {
 	rl := newReloader(cfg, o.Env, log)
 	stopSignals := rl.watchHangups(o.Hangup)
 	defer stopSignals()
-	var prev *carried
+	// One registry for the process: counters and histograms survive reloads.
+	prev := &carried{started: time.Now(), obs: newObserver()}
 	for {
 		for _, w := range cfg.Warnings() {
 			log.Warn().Str("field", w.Path).Msg(w.Msg)
@@ -56,6 +58,7 @@ func Run(ctx context.Context, cfg config.Config, o RunOptions) error {
 			return err
 		}
 		a.attach(ob)
+		a.obs.follow(a)
 		a.reload = rl.request
 		actx, cancel := context.WithCancel(ctx)
 		next := make(chan config.Config, 1)

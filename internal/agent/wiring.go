@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -18,8 +19,9 @@ import (
 )
 
 // newPlatformClient returns the e-Health Card client of the configured
-// mode, or nil when platform.mode = "off".
-func newPlatformClient(cfg config.Config, httpc *http.Client, log zerolog.Logger) platformClient {
+// mode, or nil when platform.mode = "off". The direct client tells observe
+// of each HTTP attempt.
+func newPlatformClient(cfg config.Config, httpc *http.Client, observe func(api, result string, d time.Duration), log zerolog.Logger) platformClient {
 	p := cfg.Platform
 	switch p.Mode {
 	case "direct":
@@ -32,7 +34,7 @@ func newPlatformClient(cfg config.Config, httpc *http.Client, log zerolog.Logger
 			HTTP: httpc, TerminalID: cfg.Agent.TerminalID, MedicalStep: p.MedicalStep, UseCityCode: p.UseCityCode, UseCityName: p.UseCityName,
 			HospitalCode: p.HospitalCode, HospitalName: p.HospitalName, ChannelCode: p.ChannelCode, ChannelName: p.ChannelName,
 			ReportIDField: p.ReportIDField, Retries: p.Retries, BreakerFailures: p.BreakerFailures, BreakerCooldown: p.BreakerCooldown.D(),
-			RateLimitPause: p.RateLimitPause.D(), Log: logging.Component(log, "platform"),
+			RateLimitPause: p.RateLimitPause.D(), Observe: observe, Log: logging.Component(log, "platform"),
 		})
 	case "gateway":
 		return verify.NewGateway(verify.GatewayOptions{URL: p.GatewayURL, Token: p.GatewayToken.Reveal(), HTTP: httpc, Retries: p.Retries,

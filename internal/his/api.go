@@ -53,8 +53,9 @@ type APIOptions struct {
 	Recorder     UsageRecorder
 	// Status returns the agent's state for /v1/status; the API adds its own.
 	Status func() map[string]any
-	// Metrics writes Prometheus text exposition lines.
-	Metrics func(w io.Writer)
+	// Metrics serves GET /metrics (the Prometheus exposition) behind the
+	// API's security rules; nil: no /metrics.
+	Metrics http.Handler
 	// Reload validates and applies the configuration file again
 	// (POST /v1/reload, from this machine only).
 	Reload func() error
@@ -119,13 +120,9 @@ func (a *API) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /v1/status", a.serveStatus)
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		fmt.Fprintf(w, "# HELP scanagent_his_clients Connected WebSocket and SSE clients.\n# TYPE scanagent_his_clients gauge\nscanagent_his_clients %d\n", a.hub.clients())
-		if a.o.Metrics != nil {
-			a.o.Metrics(w)
-		}
-	})
+	if a.o.Metrics != nil {
+		mux.Handle("GET /metrics", a.o.Metrics)
+	}
 	mux.HandleFunc("GET /v1/scans/last", func(w http.ResponseWriter, r *http.Request) {
 		e, ok := a.hub.last()
 		if !ok {

@@ -62,6 +62,11 @@ type EHCOptions struct {
 	BreakerCooldown time.Duration
 	RateLimitPause  time.Duration
 
+	// Observe, when set, is told each HTTP attempt's API, result ("ok",
+	// a card.Class name such as "retryable" or "rate_limited", or
+	// "canceled") and duration: a call the gate refuses makes no attempt.
+	Observe func(api, result string, d time.Duration)
+
 	Log zerolog.Logger
 	Now func() time.Time
 }
@@ -200,11 +205,26 @@ func (c *EHC) once(ctx context.Context, api, token, requestID string, req map[st
 	if err != nil {
 		return ehcError(api, requestID, card.Fatal, false, "encode request", err)
 	}
+	start := c.o.Now()
 	a, err := c.post(ctx, api, requestID, body)
-	if err != nil {
-		return err
+	if err == nil {
+		err = c.interpret(api, requestID, text, a, out)
 	}
-	return c.interpret(api, requestID, text, a, out)
+	if c.o.Observe != nil {
+		c.o.Observe(api, attemptResult(err), c.o.Now().Sub(start))
+	}
+	return err
+}
+
+// attemptResult names the result of one attempt for Observe.
+func attemptResult(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	if _, ok := card.AsError(err); !ok && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return "canceled" // the caller gave up; a platform timeout is retryable
+	}
+	return card.ClassOf(err).String()
 }
 
 // ehcError is a failure of one request that carries no resultCode.
