@@ -28,26 +28,22 @@ type platformSender struct {
 var _ queue.Sender = platformSender{}
 
 func (s platformSender) Send(ctx context.Context, kind string, payload []byte, requestID string) queue.Verdict {
-	var err error
 	switch kind {
 	case card.RecordReport:
-		var r card.Report
-		if err = json.Unmarshal(payload, &r); err == nil {
-			err = s.p.ReportHISData(ctx, r, requestID)
-		} else {
-			return queue.Verdict{Outcome: queue.Dead, Reason: "unreadable report record: " + err.Error()}
-		}
+		return send(s, payload, func(r card.Report) error { return s.p.ReportHISData(ctx, r, requestID) })
 	case card.RecordBind:
-		var b card.Binding
-		if err = json.Unmarshal(payload, &b); err == nil {
-			err = s.p.BindCardRelation(ctx, b, requestID)
-		} else {
-			return queue.Verdict{Outcome: queue.Dead, Reason: "unreadable binding record: " + err.Error()}
-		}
-	default:
-		return queue.Verdict{Outcome: queue.Dead, Reason: fmt.Sprintf("unknown record kind %q", kind)}
+		return send(s, payload, func(b card.Binding) error { return s.p.BindCardRelation(ctx, b, requestID) })
 	}
-	return verdict(visit.Decide(err, s.now(), s.pause))
+	return queue.Verdict{Outcome: queue.Dead, Reason: fmt.Sprintf("unknown record kind %q", kind)}
+}
+
+// send decodes a record and makes its call; an unreadable record is dead.
+func send[T any](s platformSender, payload []byte, call func(T) error) queue.Verdict {
+	var rec T
+	if err := json.Unmarshal(payload, &rec); err != nil {
+		return queue.Verdict{Outcome: queue.Dead, Reason: fmt.Sprintf("unreadable %T record: %v", rec, err)}
+	}
+	return verdict(visit.Decide(call(rec), s.now(), s.pause))
 }
 
 // outcomes maps the policy's outcomes onto the outbox's.

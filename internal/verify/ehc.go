@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptrace"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"scanagent/internal/backoff"
 	"scanagent/internal/card"
 	"scanagent/internal/verify/sign"
 )
@@ -493,19 +493,15 @@ func (c *EHC) verifyDynamic(ctx context.Context, r card.Request) (card.Identity,
 // breaker is closed; with sendOnce, an attempt whose outcome is unknown is
 // not repeated.
 func retry(ctx context.Context, retries int, sendOnce bool, do func() (card.Identity, error)) (card.Identity, error) {
-	backoff := 100 * time.Millisecond
+	policy := backoff.Policy{Min: 200 * time.Millisecond}
 	for attempt := 0; ; attempt++ {
 		id, err := do()
 		e, ok := card.AsError(err)
 		if err == nil || !ok || e.Class != card.Retryable || attempt >= retries || !e.RetryAfter.IsZero() || (sendOnce && e.Unknown) {
 			return id, err
 		}
-		wait := backoff + rand.N(backoff)
-		backoff *= 2
-		select {
-		case <-ctx.Done():
-			return card.Identity{}, errors.Join(err, ctx.Err())
-		case <-time.After(wait):
+		if cerr := backoff.Sleep(ctx, policy.Delay(attempt+1)); cerr != nil {
+			return card.Identity{}, errors.Join(err, cerr)
 		}
 	}
 }
