@@ -1,6 +1,7 @@
 package card
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -113,4 +114,51 @@ func AsError(err error) (*Error, bool) {
 func IsUnavailable(err error) bool {
 	e, ok := AsError(err)
 	return ok && e.Unavailable
+}
+
+// errorJSON is an Error's JSON form, the gateway wire's error: the class
+// by name, the cause (Err) left out — it stays with the process that saw
+// it.
+type errorJSON struct {
+	API         string    `json:"api"`
+	Class       Class     `json:"class"`
+	Code        int       `json:"code,omitempty"`
+	Message     string    `json:"message"`
+	RequestID   string    `json:"requestId,omitempty"`
+	Unknown     bool      `json:"unknown,omitempty"`
+	Unavailable bool      `json:"unavailable,omitempty"`
+	RetryAfter  time.Time `json:"retryAfter,omitzero"`
+}
+
+// MarshalJSON writes e's JSON form.
+func (e Error) MarshalJSON() ([]byte, error) {
+	return json.Marshal(errorJSON{API: e.API, Class: e.Class, Code: e.Code, Message: e.Msg, RequestID: e.RequestID,
+		Unknown: e.Unknown, Unavailable: e.Unavailable, RetryAfter: e.RetryAfter})
+}
+
+// UnmarshalJSON reads e's JSON form.
+func (e *Error) UnmarshalJSON(b []byte) error {
+	var w errorJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*e = Error{API: w.API, Class: w.Class, Code: w.Code, Msg: w.Message, RequestID: w.RequestID,
+		Unknown: w.Unknown, Unavailable: w.Unavailable, RetryAfter: w.RetryAfter}
+	return nil
+}
+
+// MarshalText writes the class by name.
+func (c Class) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// UnmarshalText reads a class by name; a name this version does not know
+// is taken as Retryable (try again later), never as a verdict.
+func (c *Class) UnmarshalText(b []byte) error {
+	for k := Retryable; k <= Duplicate; k++ {
+		if k.String() == string(b) {
+			*c = k
+			return nil
+		}
+	}
+	*c = Retryable
+	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"scanagent/internal/card"
 )
@@ -19,8 +18,8 @@ import (
 //	POST /v1/bind    {"requestId": "…", "binding": card.Binding} → {"result": {}}
 //	GET  /v1/status                                              → {"result": status}
 //
-// A platform failure is answered 200 with {"error": wireError}, a
-// malformed request 400 with {"error": wireError} of class "rejected", a
+// A platform failure is answered 200 with {"error": card.Error}, a
+// malformed request 400 with {"error": card.Error} of class "rejected", a
 // missing or unknown bearer token 401. Request bodies are decoded
 // strictly: an unknown field is a malformed request.
 const (
@@ -50,25 +49,6 @@ type wireIdentity struct {
 	Verified bool      `json:"verified"`
 }
 
-// wireError is an *card.Error on the wire; the class travels by name
-// (card.Class.String). The error's cause (Err) stays at the gateway.
-type wireError struct {
-	API         string    `json:"api"`
-	Class       string    `json:"class"`
-	Code        int       `json:"code,omitempty"`
-	Message     string    `json:"message"`
-	RequestID   string    `json:"requestId,omitempty"`
-	Unknown     bool      `json:"unknown,omitempty"`
-	Unavailable bool      `json:"unavailable,omitempty"`
-	RetryAfter  time.Time `json:"retryAfter,omitzero"`
-}
-
-// toWire is e as it travels to the terminal.
-func toWire(e *card.Error) wireError {
-	return wireError{API: e.API, Class: e.Class.String(), Code: e.Code, Message: e.Msg, RequestID: e.RequestID,
-		Unknown: e.Unknown, Unavailable: e.Unavailable, RetryAfter: e.RetryAfter}
-}
-
 // errBadRequest marks a request body that does not decode.
 var errBadRequest = errors.New("bad request")
 
@@ -94,17 +74,17 @@ func writeResult(w http.ResponseWriter, out any) {
 	_ = enc.Encode(map[string]any{"result": out})
 }
 
-// writeError answers the platform's failure: 200, {"error": wireError}.
+// writeError answers the platform's failure: 200, {"error": card.Error}.
 func writeError(w http.ResponseWriter, e *card.Error) {
 	jsonHeader(w)
 	w.WriteHeader(http.StatusOK) // the platform's answer travels in the body
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": toWire(e)})
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": e})
 }
 
-// writeBadRequest answers a malformed request: 400, {"error": wireError}
+// writeBadRequest answers a malformed request: 400, {"error": card.Error}
 // of class rejected.
 func writeBadRequest(w http.ResponseWriter, err error) {
 	jsonHeader(w)
 	w.WriteHeader(http.StatusBadRequest)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": wireError{Class: card.Rejected.String(), Message: err.Error()}})
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": &card.Error{Class: card.Rejected, Msg: err.Error()}})
 }

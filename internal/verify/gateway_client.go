@@ -34,39 +34,6 @@ type Upstream interface {
 var _ Upstream = (*EHC)(nil)
 var _ Upstream = (*Gateway)(nil)
 
-// wireError is an *card.Error on the gateway wire.
-type wireError struct {
-	API         string    `json:"api"`
-	Class       string    `json:"class"`
-	Code        int       `json:"code,omitempty"`
-	Message     string    `json:"message"`
-	RequestID   string    `json:"requestId,omitempty"`
-	Unknown     bool      `json:"unknown,omitempty"`
-	Unavailable bool      `json:"unavailable,omitempty"`
-	RetryAfter  time.Time `json:"retryAfter,omitzero"`
-}
-
-// classNames maps a class's name on the wire (card.Class.String) back to
-// the class.
-var classNames = map[string]card.Class{}
-
-func init() {
-	for c := card.Retryable; c <= card.Duplicate; c++ {
-		classNames[c.String()] = c
-	}
-}
-
-// err is the *card.Error a wireError carries; a class this version does
-// not know is taken as retryable.
-func (w *wireError) err() *card.Error {
-	cl, ok := classNames[w.Class]
-	if !ok {
-		cl = card.Retryable
-	}
-	return &card.Error{API: w.API, Class: cl, Code: w.Code, Msg: w.Message, RequestID: w.RequestID,
-		Unknown: w.Unknown, Unavailable: w.Unavailable, RetryAfter: w.RetryAfter}
-}
-
 // GatewayOptions configures a terminal's gateway client.
 type GatewayOptions struct {
 	URL             string
@@ -167,13 +134,13 @@ func (c *Gateway) interpret(api, path string, a httpAnswer, out any) error {
 	}
 	var ans struct {
 		Result json.RawMessage `json:"result"`
-		Error  *wireError      `json:"error"`
+		Error  *card.Error     `json:"error"`
 	}
 	if err := json.Unmarshal(a.data, &ans); err != nil {
 		return gwError(api, true, "answer is not JSON", nil)
 	}
 	if ans.Error != nil {
-		return ans.Error.err()
+		return ans.Error
 	}
 	if out != nil && len(ans.Result) > 0 {
 		if err := json.Unmarshal(ans.Result, out); err != nil {
