@@ -32,20 +32,27 @@ func loadConfig(path string, sio IO) (config.Config, error) {
 	return config.LoadEnv(path, sio.Env)
 }
 
-func cmdConfigCheck(_ context.Context, args []string, sio IO) error {
-	fs := newFlags("config check", "scanagent config check -c FILE", sio)
-	path := configFlag(fs)
+// configCommand parses the flags of a command that takes only -c FILE and
+// loads that file.
+func configCommand(name, synopsis string, args []string, sio IO) (cfg config.Config, path string, err error) {
+	fs := newFlags(name, synopsis, sio)
+	p := configFlag(fs)
 	if err := parseAll(fs, args); err != nil {
-		return err
+		return config.Config{}, *p, err
 	}
-	cfg, err := loadConfig(*path, sio)
+	cfg, err = loadConfig(*p, sio)
+	return cfg, *p, err
+}
+
+func cmdConfigCheck(_ context.Context, args []string, sio IO) error {
+	cfg, path, err := configCommand("config check", "scanagent config check -c FILE", args, sio)
 	if err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {
 			for _, e := range errs {
 				fmt.Fprintln(sio.Out, e)
 			}
-			return fmt.Errorf("%s: %d problem(s)", *path, len(errs))
+			return fmt.Errorf("%s: %d problem(s)", path, len(errs))
 		}
 		return err
 	}

@@ -7,12 +7,7 @@ import (
 )
 
 func cmdRun(ctx context.Context, args []string, sio IO) error {
-	fs := newFlags("run", "scanagent run -c FILE", sio)
-	path := configFlag(fs)
-	if err := parseAll(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path, sio)
+	cfg, _, err := configCommand("run", "scanagent run -c FILE", args, sio)
 	if err != nil {
 		return err
 	}
