@@ -39,6 +39,10 @@ type Agent struct {
 	// Offline decides what happens to a static e-Health Card code while the
 	// platform cannot be reached: "refuse" or "unverified".
 	Offline string `toml:"offline"`
+	// PlatformBudget is how long a scan waits for the platform before the
+	// HIS is told "platform slow" (or, for a static code under offline =
+	// "unverified", gets it unverified).
+	PlatformBudget Duration `toml:"platform_budget"`
 }
 
 // Log configures logging.
@@ -253,6 +257,7 @@ func Default() Config {
 			DataDir:         defaultDataDir(),
 			ShutdownTimeout: Duration(10 * time.Second),
 			Offline:         "refuse",
+			PlatformBudget:  Duration(3 * time.Second),
 		},
 		Log: Log{Level: "info", Format: "auto", MaxSizeMB: 20, MaxBackups: 5, MaxAgeDays: 30},
 		Platform: Platform{
@@ -284,7 +289,6 @@ func Default() Config {
 			MaxRecords:  1_000_000,
 			MaxBytes:    256 << 20,
 			FullPolicy:  "reject",
-			BatchWindow: Duration(2 * time.Millisecond),
 			Concurrency: 4,
 			RetryMin:    Duration(time.Second),
 			RetryMax:    Duration(5 * time.Minute),

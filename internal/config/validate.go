@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
 
 	"scanagent/internal/loopback"
 )
@@ -82,6 +83,7 @@ func (c *Config) Validate() Errors {
 	v.oneOf("agent.offline", c.Agent.Offline, "refuse", "unverified")
 	v.required("agent.data_dir", c.Agent.DataDir)
 	v.positive("agent.shutdown_timeout", c.Agent.ShutdownTimeout)
+	v.positive("agent.platform_budget", c.Agent.PlatformBudget)
 
 	v.oneOf("log.level", c.Log.Level, logLevels...)
 	v.oneOf("log.format", c.Log.Format, "auto", "json", "console")
@@ -278,7 +280,9 @@ func (c *Config) validateQueue(v *validator) {
 		v.add("queue.max_bytes", "must be at least 1048576 (1 MiB)")
 	}
 	v.oneOf("queue.full_policy", q.FullPolicy, "reject", "drop_oldest")
-	v.positive("queue.batch_window", q.BatchWindow)
+	if q.BatchWindow < 0 || q.BatchWindow.D() > time.Second {
+		v.add("queue.batch_window", "must be between 0 (commit at once; producers that arrive during a commit share the next) and 1s")
+	}
 	if q.Concurrency < 1 || q.Concurrency > 64 {
 		v.add("queue.concurrency", "must be between 1 and 64")
 	}
