@@ -84,7 +84,7 @@ func (a *agent) startScanning(ctx context.Context) *scanning {
 	workCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &scanning{a: a, scans: make(chan card.Scan, 256), work: cancel, pipe: make(chan struct{}), halt: make(chan struct{})}
 	go func() {
-		a.pipe.Run(workCtx, s.scans, 4)
+		a.pipe.Run(workCtx, s.scans)
 		close(s.pipe)
 	}()
 	s.sources = a.sup.Start(ctx, a.sources, s.emit)

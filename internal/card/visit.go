@@ -18,8 +18,12 @@ type Visit struct {
 	Identity *Identity `json:"identity,omitempty"`
 	// Error says why the scan was refused, or (with an identity) why it is
 	// handed over unverified.
-	Error   *VisitError `json:"error,omitempty"`
-	Latency float64     `json:"latencyMs"`
+	Error *VisitError `json:"error,omitempty"`
+	// Latency is the time from the scan's last byte to its hand-off, and
+	// PlatformLatency the part of it spent waiting on the platform, in
+	// milliseconds.
+	Latency         float64 `json:"latencyMs"`
+	PlatformLatency float64 `json:"platformMs,omitempty"`
 }
 
 // VisitError says why a scan was refused.

@@ -29,23 +29,41 @@ func (p *Pipeline) Resolve(ctx context.Context, sc card.Scan) card.Visit {
 		return v
 	}
 	v.Kind = c.Kind
-	id, verified, err := p.verify(ctx, c, sc.Source)
+	vctx, cancel := p.budget(ctx)
+	start := p.o.Now()
+	id, verified, err := p.verify(vctx, c, sc.Source)
+	if p.o.EHC != nil && c.Kind.IsEHC() || p.o.SKM != nil && c.Kind == card.KindSKM {
+		v.PlatformLatency = float64(p.o.Now().Sub(start).Microseconds()) / 1000
+	}
+	slow := err != nil && vctx.Err() != nil && ctx.Err() == nil // the budget ran out, not the caller
+	cancel()
 	switch {
 	case err == nil:
 		v.Identity, v.Verified = &id, verified
 		p.count(verified)
-	case c.Kind == card.KindEHCStatic && isOffline(err) && p.o.Offline == OfflineUnverified:
+	case c.Kind == card.KindEHCStatic && (isOffline(err) || slow) && p.o.Offline == OfflineUnverified:
 		// A static code names the card for good: the HIS can take it now
 		// and the visit is reported when the platform is back.
 		p.o.Stats.Unverified.Add(1)
 		v.Offline = true
 		v.Identity = &card.Identity{QRCodeText: c.Text}
 		v.Error = &card.VisitError{Code: "offline", Message: "platform unreachable: card handed over unverified (agent.offline = \"unverified\")"}
+	case slow:
+		p.o.Stats.Failed.Add(1)
+		v.Error = &card.VisitError{Code: "platform_slow", Message: "platform slow: retry or use an ID card"}
 	default:
 		p.o.Stats.Failed.Add(1)
 		v.Error = refusal(err, c.Kind)
 	}
 	return v
+}
+
+// budget bounds the wait for the platform (Options.Budget).
+func (p *Pipeline) budget(ctx context.Context) (context.Context, context.CancelFunc) {
+	if p.o.Budget <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, p.o.Budget)
 }
 
 func (p *Pipeline) count(verified bool) {

@@ -66,6 +66,10 @@ type Options struct {
 	EHC, SKM Verifier
 	// Offline is OfflineRefuse or OfflineUnverified.
 	Offline string
+	// Budget bounds a scan's wait for the platform (0: none): past it the
+	// HIS is told "platform slow" (a static code under OfflineUnverified is
+	// handed over unverified instead).
+	Budget time.Duration
 	// Reports are the usage-report settings of the sources that report,
 	// by source name.
 	Reports map[string]card.ReportDefaults
@@ -130,17 +134,33 @@ func (p *Pipeline) Handle(ctx context.Context, sc card.Scan) {
 	p.report(ctx, v)
 }
 
-// Run consumes scans with n workers until scans is closed and drained.
-func (p *Pipeline) Run(ctx context.Context, scans <-chan card.Scan, n int) {
+// laneDepth is how many scans of one source may wait for it.
+const laneDepth = 1024
+
+// Run consumes scans until scans is closed and every scan is handled. Each
+// source has its own lane: its scans are handled one at a time, in the
+// order they were read, and a slow platform call for one source's scan
+// never delays another source's hand-off.
+func (p *Pipeline) Run(ctx context.Context, scans <-chan card.Scan) {
+	lanes := map[string]chan card.Scan{}
 	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for sc := range scans {
-				p.Handle(ctx, sc)
-			}
-		}()
+	for sc := range scans {
+		lane, ok := lanes[sc.Source]
+		if !ok {
+			lane = make(chan card.Scan, laneDepth)
+			lanes[sc.Source] = lane
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for sc := range lane {
+					p.Handle(ctx, sc)
+				}
+			}()
+		}
+		lane <- sc
+	}
+	for _, lane := range lanes {
+		close(lane)
 	}
 	wg.Wait()
 }

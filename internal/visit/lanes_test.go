@@ -1,0 +1,103 @@
+package visit_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"scanagent/internal/card"
+	"scanagent/internal/code"
+	"scanagent/internal/visit"
+)
+
+// A source's scans reach the HIS in the order they were read, and a scan
+// waiting on the platform holds back only its own source.
+func TestLanesKeepOrderAndIndependence(t *testing.T) {
+	parser, _ := code.NewParser(code.Options{})
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	blocking := verifierFunc(func(ctx context.Context, r card.Request) (card.Identity, error) {
+		close(entered)
+		<-release
+		return card.Identity{QRCodeText: r.Text}, nil
+	})
+	var mu sync.Mutex
+	var order []string
+	delivered := make(chan string, 10)
+	p := visit.New(visit.Options{Parser: parser, EHC: blocking, Log: zerolog.Nop()})
+	p.AddSink("his", sinkFunc(func(v card.Visit) {
+		mu.Lock()
+		order = append(order, v.Source+":"+string(v.Kind))
+		mu.Unlock()
+		delivered <- v.Source
+	}))
+	scans := make(chan card.Scan)
+	done := make(chan struct{})
+	go func() { p.Run(context.Background(), scans); close(done) }()
+	now := time.Now()
+	scans <- card.Scan{Data: []byte(staticCode), Source: "a", At: now}
+	<-entered // a's first scan waits on the platform
+	scans <- card.Scan{Data: []byte(idNumber), Source: "a", At: now}
+	scans <- card.Scan{Data: []byte(idNumber), Source: "b", At: now}
+	if got := <-delivered; got != "b" {
+		t.Fatalf("first hand-off from %q, want b (a is waiting on the platform)", got)
+	}
+	close(release)
+	close(scans)
+	<-done
+	want := []string{"b:id_card", "a:ehc_static", "a:id_card"}
+	if !slices.Equal(order, want) {
+		t.Fatalf("hand-offs %q, want %q", order, want)
+	}
+}
+
+// A scan waits for the platform at most the budget: then the HIS hears
+// "platform slow", or, for a static code under offline = "unverified", gets
+// it unverified (and it is reported). A caller that gives up is a timeout.
+func TestPlatformBudget(t *testing.T) {
+	parser, _ := code.NewParser(code.Options{})
+	hang := verifierFunc(func(ctx context.Context, _ card.Request) (card.Identity, error) {
+		<-ctx.Done()
+		return card.Identity{}, &card.Error{API: "getHealthCardByQRCode", Class: card.Retryable, Msg: "request canceled", Unknown: true, Err: ctx.Err()}
+	})
+	tests := []struct {
+		name, payload, offline string
+		cancelCaller           bool
+		his                    string
+		records                int
+	}{
+		{"static, refuse", staticCode, visit.OfflineRefuse, false, "refused platform_slow", 0},
+		{"static, unverified", staticCode, visit.OfflineUnverified, false, "unverified offline", 1},
+		{"dynamic", dynamicCode, visit.OfflineUnverified, false, "refused platform_slow", 0},
+		{"caller gave up", staticCode, visit.OfflineRefuse, true, "refused retryable", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ob := &fakeOutbox{}
+			var got card.Visit
+			p := visit.New(visit.Options{Parser: parser, EHC: hang, Offline: tt.offline, Budget: 10 * time.Millisecond,
+				Reports: map[string]card.ReportDefaults{source: {Scene: "0101015", Channel: "0100"}}, Log: zerolog.Nop()})
+			p.SetOutbox(ob)
+			p.AddSink("his", sinkFunc(func(v card.Visit) { got = v }))
+			ctx, cancel := context.WithCancel(context.Background())
+			if tt.cancelCaller {
+				cancel()
+			}
+			p.Handle(ctx, card.Scan{Data: []byte(tt.payload), Source: source, At: time.Now()})
+			cancel()
+			if his(got) != tt.his || len(ob.records) != tt.records {
+				t.Fatalf("HIS told %q (%+v), %d records; want %q, %d", his(got), got.Error, len(ob.records), tt.his, tt.records)
+			}
+			if got.Error != nil && got.Error.Code == "platform_slow" && got.Error.Message != "platform slow: retry or use an ID card" {
+				t.Fatalf("message %q", got.Error.Message)
+			}
+			if got.PlatformLatency <= 0 {
+				t.Fatalf("platformMs not set: %+v", got)
+			}
+		})
+	}
+}
