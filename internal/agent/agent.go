@@ -98,7 +98,7 @@ func build(cfg config.Config, log zerolog.Logger, prev *carried) (*agent, error)
 		return nil, err
 	}
 	a.pipe = visit.New(visit.Options{Parser: parser, Debounce: code.NewDebouncer(cfg.Code.Debounce.D()), EHC: a.ehc(), SKM: a.skm,
-		Offline: cfg.Agent.Offline, Budget: cfg.Agent.PlatformBudget.D(), Reports: a.reports, Stats: prev.stats, Sinks: prev.sinks, ObserveHandoff: a.obs.observeHandoff,
+		Offline: cfg.Agent.Offline, Budget: cfg.Agent.PlatformBudget.D(), Reports: a.reports, Stats: prev.stats, Sinks: prev.sinks, ObserveHandoff: a.obs.observeHandoff, AfterHandoff: afterHandoffFault(),
 		Log: logging.Component(log, "pipeline")})
 	a.sup = scanner.NewSupervisor(logging.Component(log, "scanner"))
 	for _, s := range cfg.Sources {

@@ -386,3 +386,5 @@ type outboxFunc func(kind string) (uint64, error)
 func (f outboxFunc) EnqueueKeyed(_ context.Context, kind, _ string, _ []byte) (uint64, error) {
 	return f(kind)
 }
+
+func (f outboxFunc) Intend(string, string, []byte) (func(), error) { return func() {}, nil }

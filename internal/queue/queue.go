@@ -130,6 +130,8 @@ type Queue struct {
 	// compactHook, when set (tests), runs after each step of Compact; an
 	// error stops Compact there, as a crash would.
 	compactHook func(step string) error
+	// journal holds records announced by Intend and not yet committed.
+	journal *journal
 }
 
 // Open opens (or creates) the outbox at o.Path. A file held by another
@@ -152,6 +154,10 @@ func Open(o Options) (*Queue, error) {
 		q.makeReserve()
 		q.committer.Add(1)
 		go q.commitLoop()
+		if err := q.openJournal(); err != nil {
+			q.Close()
+			return nil, err
+		}
 	}
 	return q, nil
 }
@@ -195,6 +201,9 @@ func (q *Queue) Close() error {
 		q.closeMu.Unlock()
 		close(q.closing)
 		q.committer.Wait()
+		if q.journal != nil {
+			q.journal.close()
+		}
 		q.dbMu.Lock()
 		err = q.db.Close()
 		q.dbMu.Unlock()

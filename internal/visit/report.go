@@ -10,18 +10,56 @@ import (
 	"scanagent/internal/card"
 )
 
-// report queues the one reportHISData of a static e-Health Card visit that
-// reached the HIS (verified, or handed over unverified offline) from a
-// source with report settings. A dynamic code's visit was counted by
-// verifyQRCode itself (guide §3.2.11) and is never reported again; an ID
-// number carries no name, so its visit is reported by the HIS through
-// POST /v1/usage, once per scan (ReportKey).
-func (p *Pipeline) report(ctx context.Context, v card.Visit) {
+// pending is a visit's usage record on its way to the outbox.
+type pending struct {
+	key     string
+	payload []byte
+	done    func() // ends its journal entry; nil when not journaled
+}
+
+// reportOf is the usage record a visit owes, or nil: the one reportHISData
+// of a static e-Health Card visit that reached the HIS (verified, or handed
+// over unverified offline) from a source with report settings. A dynamic
+// code's visit was counted by verifyQRCode itself (guide §3.2.11) and is
+// never reported again; an ID number carries no name, so its visit is
+// reported by the HIS through POST /v1/usage, once per scan (ReportKey).
+func (p *Pipeline) reportOf(v card.Visit) *pending {
 	d, ok := p.o.Reports[v.Source]
 	if p.outbox == nil || !ok || v.Identity == nil || v.Kind != card.KindEHCStatic {
+		return nil
+	}
+	payload, err := json.Marshal(d.StaticReport(v.Identity.QRCodeText, v.Time))
+	if err != nil {
+		return nil // a Report always encodes
+	}
+	return &pending{key: ReportKey(v.ID), payload: payload}
+}
+
+// announce writes the record to the outbox's journal before the hand-off.
+// A failure (disk full) is not fatal: the commit after the hand-off still
+// runs, and says why if it fails too.
+func (p *Pipeline) announce(r *pending) *pending {
+	if r == nil {
+		return nil
+	}
+	done, err := p.outbox.Intend(card.RecordReport, r.key, r.payload)
+	if err != nil {
+		p.refusedLog.Warn().Err(err).Msg("usage report not journaled before the hand-off")
+	}
+	r.done = done
+	return r
+}
+
+// commit queues the record durably, then ends its journal entry.
+func (p *Pipeline) commit(ctx context.Context, v card.Visit, r *pending) {
+	if r == nil {
 		return
 	}
-	if err := EnqueueReport(ctx, p.outbox, ReportKey(v.ID), d.StaticReport(v.Identity.QRCodeText, v.Time)); err != nil {
+	_, err := p.outbox.EnqueueKeyed(ctx, card.RecordReport, r.key, r.payload)
+	if r.done != nil {
+		r.done()
+	}
+	if err != nil {
 		n := p.o.Stats.ReportsRefused.Add(1)
 		// Sampled: with the disk full every scan is refused; one line a
 		// minute says so, the counter says how often.

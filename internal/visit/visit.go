@@ -45,9 +45,13 @@ type Sink interface {
 }
 
 // Outbox queues a usage record durably under an idempotency key and
-// returns its sequence once it is on disk.
+// returns its sequence once it is on disk. Intend announces a record that
+// will be enqueued right after: it must survive the process dying before
+// that EnqueueKeyed commits (the outbox's journal); done ends it once
+// EnqueueKeyed returned.
 type Outbox interface {
 	EnqueueKeyed(ctx context.Context, kind, key string, payload []byte) (uint64, error)
+	Intend(kind, key string, payload []byte) (done func(), err error)
 }
 
 // Offline policies for a static code when the platform cannot be reached.
@@ -80,8 +84,11 @@ type Options struct {
 	// ObserveHandoff, when set, is told each visit's scan → HIS hand-off
 	// time.
 	ObserveHandoff func(source string, kind card.Kind, d time.Duration)
-	Now            func() time.Time
-	Log            zerolog.Logger
+	// AfterHandoff, when set, is called between the hand-off and the
+	// report's commit (a fault-injection point for crash tests).
+	AfterHandoff func(card.Visit)
+	Now          func() time.Time
+	Log          zerolog.Logger
 }
 
 // Pipeline handles scans to their outcome. Safe for concurrent use once
@@ -116,6 +123,8 @@ func (p *Pipeline) SetOutbox(o Outbox) { p.outbox = o }
 
 // Handle processes one scan to its outcome, hands it to every sink, then
 // queues its usage record: the patient waits for the HIS, not for the disk.
+// The record is announced to the outbox's journal before the hand-off, so a
+// crash between the hand-off and the commit does not lose it.
 func (p *Pipeline) Handle(ctx context.Context, sc card.Scan) {
 	p.o.Stats.Scans.Add(1)
 	if p.o.Debounce != nil && p.o.Debounce.Repeat(sc.Source, sc.Data, sc.At) {
@@ -124,14 +133,17 @@ func (p *Pipeline) Handle(ctx context.Context, sc card.Scan) {
 		return
 	}
 	v := p.Resolve(ctx, sc)
-	d := p.o.Now().Sub(sc.At)
-	v.Latency = float64(d.Microseconds()) / 1000
-	p.logVisit(v)
+	v.Latency = float64(p.o.Now().Sub(sc.At).Microseconds()) / 1000
+	rep := p.announce(p.reportOf(v))
 	p.deliver(ctx, v)
 	if p.o.ObserveHandoff != nil {
 		p.o.ObserveHandoff(v.Source, v.Kind, p.o.Now().Sub(sc.At))
 	}
-	p.report(ctx, v)
+	if p.o.AfterHandoff != nil {
+		p.o.AfterHandoff(v)
+	}
+	p.commit(ctx, v, rep)
+	p.logVisit(v)
 }
 
 // laneDepth is how many scans of one source may wait for it.

@@ -91,11 +91,33 @@ func (f *fakeVerifier) Verify(_ context.Context, r card.Request) (card.Identity,
 	return card.Identity{Name: "龙小英", IDNumber: idNumber, IDType: "01", QRCodeText: r.Text}, nil
 }
 
-// fakeOutbox keeps what is queued, as "kind key scene cardType channel".
+// fakeOutbox keeps what is queued, as "kind key scene cardType channel",
+// and the journal entries announced and not yet ended.
 type fakeOutbox struct {
-	mu      sync.Mutex
-	records []string
-	err     error
+	mu       sync.Mutex
+	records  []string
+	err      error
+	intended map[string]bool
+}
+
+func (f *fakeOutbox) Intend(kind, key string, _ []byte) (func(), error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.intended == nil {
+		f.intended = map[string]bool{}
+	}
+	f.intended[kind+" "+key] = true
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		delete(f.intended, kind+" "+key)
+	}, nil
+}
+
+func (f *fakeOutbox) journaled() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.intended)
 }
 
 func (f *fakeOutbox) EnqueueKeyed(_ context.Context, kind, key string, payload []byte) (uint64, error) {
@@ -346,4 +368,25 @@ type verifierFunc func(context.Context, card.Request) (card.Identity, error)
 
 func (f verifierFunc) Verify(ctx context.Context, r card.Request) (card.Identity, error) {
 	return f(ctx, r)
+}
+
+// A report is journaled before the identity reaches the HIS and its
+// journal entry ends only after the commit: a crash at any point between
+// leaves it either in the journal or in the outbox.
+func TestReportJournaledAcrossTheHandoff(t *testing.T) {
+	parser, _ := code.NewParser(code.Options{})
+	ob := &fakeOutbox{}
+	var atHandoff, afterHandoff int
+	p := visit.New(visit.Options{Parser: parser, EHC: &fakeVerifier{name: getCard, state: up},
+		Reports: map[string]card.ReportDefaults{source: {Scene: "010105", Channel: "0100"}}, Log: zerolog.Nop(),
+		AfterHandoff: func(card.Visit) { afterHandoff = ob.journaled() + 10*len(ob.records) }})
+	p.SetOutbox(ob)
+	p.AddSink("his", sinkFunc(func(card.Visit) { atHandoff = ob.journaled() + 10*len(ob.records) }))
+	p.Handle(context.Background(), card.Scan{Data: []byte(staticCode), Source: source, At: time.Now()})
+	if atHandoff != 1 || afterHandoff != 1 {
+		t.Fatalf("at the hand-off: %d, after it: %d; want the report journaled (1) and not yet committed", atHandoff, afterHandoff)
+	}
+	if ob.journaled() != 0 || len(ob.records) != 1 {
+		t.Fatalf("after Handle: %d journaled, %d committed; want 0 and 1", ob.journaled(), len(ob.records))
+	}
 }

@@ -174,7 +174,18 @@ func (s *setup) start(cfgPath string) *agent {
 // its JSON log; the process is killed when the test ends.
 func startProcess(t *testing.T, a *agent, cfgPath string) {
 	t.Helper()
-	a.cmd = exec.Command(binary, "run", "-c", cfgPath)
+	startBinary(t, a, binary, cfgPath)
+}
+
+// startBinary is startProcess with another build of the agent (a.cmd.Env,
+// when set beforehand, is its environment).
+func startBinary(t *testing.T, a *agent, bin, cfgPath string) {
+	t.Helper()
+	env := a.cmd
+	a.cmd = exec.Command(bin, "run", "-c", cfgPath)
+	if env != nil {
+		a.cmd.Env = env.Env
+	}
 	stderr, err := a.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
