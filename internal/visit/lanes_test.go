@@ -101,3 +101,28 @@ func TestPlatformBudget(t *testing.T) {
 		})
 	}
 }
+
+// Past the budget the scan stops waiting, but the platform call goes on to
+// its own timeout: a hung platform still counts as failing (the breaker
+// opens and later scans fail at once), which a cancelled call would not.
+func TestBudgetLeavesTheCallRunning(t *testing.T) {
+	parser, _ := code.NewParser(code.Options{})
+	release := make(chan struct{})
+	finished := make(chan error, 1)
+	slowPlatform := verifierFunc(func(ctx context.Context, _ card.Request) (card.Identity, error) {
+		<-release
+		finished <- ctx.Err()
+		return card.Identity{}, &card.Error{Class: card.Retryable, Unavailable: true, Msg: "timeout"}
+	})
+	var got card.Visit
+	p := visit.New(visit.Options{Parser: parser, EHC: slowPlatform, Budget: 10 * time.Millisecond, Log: zerolog.Nop()})
+	p.AddSink("his", sinkFunc(func(v card.Visit) { got = v }))
+	p.Handle(context.Background(), card.Scan{Data: []byte(staticCode), Source: source, At: time.Now()})
+	if his(got) != "refused platform_slow" {
+		t.Fatalf("HIS told %q", his(got))
+	}
+	close(release)
+	if err := <-finished; err != nil {
+		t.Fatalf("the platform call was cancelled at the budget: %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"scanagent/internal/card"
 )
@@ -29,14 +30,11 @@ func (p *Pipeline) Resolve(ctx context.Context, sc card.Scan) card.Visit {
 		return v
 	}
 	v.Kind = c.Kind
-	vctx, cancel := p.budget(ctx)
 	start := p.o.Now()
-	id, verified, err := p.verify(vctx, c, sc.Source)
+	id, verified, slow, err := p.verifyWithin(ctx, c, sc.Source)
 	if p.o.EHC != nil && c.Kind.IsEHC() || p.o.SKM != nil && c.Kind == card.KindSKM {
 		v.PlatformLatency = float64(p.o.Now().Sub(start).Microseconds()) / 1000
 	}
-	slow := err != nil && vctx.Err() != nil && ctx.Err() == nil // the budget ran out, not the caller
-	cancel()
 	switch {
 	case err == nil:
 		v.Identity, v.Verified = &id, verified
@@ -58,13 +56,37 @@ func (p *Pipeline) Resolve(ctx context.Context, sc card.Scan) card.Visit {
 	return v
 }
 
-// budget bounds the wait for the platform (Options.Budget).
-func (p *Pipeline) budget(ctx context.Context) (context.Context, context.CancelFunc) {
-	if p.o.Budget <= 0 {
-		return context.WithCancel(ctx)
+// verifyWithin verifies within Options.Budget. Past the budget it gives up
+// waiting (slow) but leaves the call running to its own timeout, so that a
+// hung platform still counts as failing and the breaker opens: the scans
+// after the first few then fail at once instead of each waiting the budget.
+func (p *Pipeline) verifyWithin(ctx context.Context, c card.Code, source string) (id card.Identity, verified, slow bool, err error) {
+	if p.o.Budget <= 0 || !(c.Kind.IsEHC() || c.Kind == card.KindSKM) {
+		id, verified, err = p.verify(ctx, c, source)
+		return id, verified, false, err
 	}
-	return context.WithTimeout(ctx, p.o.Budget)
+	type result struct {
+		id       card.Identity
+		verified bool
+		err      error
+	}
+	done := make(chan result, 1)
+	go func() {
+		id, verified, err := p.verify(ctx, c, source)
+		done <- result{id, verified, err}
+	}()
+	t := time.NewTimer(p.o.Budget)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.id, r.verified, false, r.err
+	case <-t.C:
+		return card.Identity{}, false, true, errSlow
+	}
 }
+
+// errSlow is a verification that outlasted the budget.
+var errSlow = errors.New("the platform did not answer within agent.platform_budget")
 
 func (p *Pipeline) count(verified bool) {
 	if verified {
