@@ -26,7 +26,7 @@ if command -v deb-systemd-helper >/dev/null; then
 fi
 check "config is a conffile" "dpkg-query -W -f='\${Conffiles}' scanagent | grep -q /etc/scanagent/scanagent.toml"
 check "service user in dialout" "id -nG scanagent | grep -qw dialout"
-check "shipped config validates" "scanagent config check -c /etc/scanagent/scanagent.toml | grep -q ok"
+check "shipped config is valid and not configured yet" "scanagent config check -c /etc/scanagent/scanagent.toml | grep -q 'not configured yet'"
 if command -v systemd-analyze >/dev/null; then
   check "systemd unit verifies" "! systemd-analyze verify /lib/systemd/system/scanagent.service 2>&1 | grep -q ."
   check "systemd unit hardened (exposure < 3)" "systemd-analyze security --offline=true /lib/systemd/system/scanagent.service 2>/dev/null | grep -qE 'exposure level for scanagent.service: [0-2]\.'"
@@ -40,9 +40,16 @@ if [ -d /run/systemd/system ]; then
 else
   scanagent install -c /etc/scanagent/scanagent.toml >/dev/null
   scanagent start >/dev/null
-  for _ in $(seq 150); do scanagent status -c /etc/scanagent/scanagent.toml 2>/dev/null | grep -q uptime && break; sleep 0.1; done
+  answers() { curl -fsS http://127.0.0.1:8470/v1/status 2>/dev/null | grep -q "$1"; }
+  for _ in $(seq 150); do answers '"configured":false' && break; sleep 0.1; done
   check "service running" "scanagent status | grep -q running"
-  check "agent answers" "scanagent status -c /etc/scanagent/scanagent.toml | grep -q uptime"
+  check "agent answers: not configured yet, idle" "answers '\"configured\":false'"
+  check "idle: no outbox yet" "! test -e /var/lib/scanagent/outbox.db"
+  # Configured (the demo's sample: a platform on loopback), restarted.
+  scanagent config sample >/etc/scanagent/scanagent.toml
+  scanagent restart >/dev/null
+  for _ in $(seq 150); do answers '"configured":true' && break; sleep 0.1; done
+  check "agent answers: configured" "answers '\"configured\":true'"
   check "outbox created" "test -f /var/lib/scanagent/outbox.db"
   scanagent stop >/dev/null
   check "service stopped" "! scanagent status | grep -q running"

@@ -37,12 +37,16 @@ linux arm64 aarch64-linux-gnu-gcc
 packaging/windows/build-exe.sh "$version" "$commit" "$out/scanagent_${filever}_windows_amd64.exe"
 packaging/windows/build-exe.sh "$version" "$commit" "$out/scanagent_${filever}_windows_amd64_hid.exe" hid
 
+# The packages install the shipped configuration: the annotated sample
+# without credentials ("not configured yet": the service idles until it is).
+go run ./cmd/scanagent config sample --shipped >"$work/scanagent.toml"
+
 echo "== deb ($debver)"
 packaging/linux/manpage.sh "$out/scanagent_${filever}_linux_amd64" "$version" >"$work/scanagent.1"
 for arch in amd64 arm64; do
   deb="$out/scanagent_${filever}_${arch}.deb"
   packaging/linux/build-deb.sh "$version" "$commit" "$arch" "$out/scanagent_${filever}_linux_${arch}" \
-    configs/scanagent.toml "$work/scanagent.1" "$deb"
+    "$work/scanagent.toml" "$work/scanagent.1" "$deb"
   dpkg-deb --field "$deb" Package Version Architecture Depends | sed 's/^/   /'
   # Errors and warnings fail the build (info tags are not shown).
   tags=$(lintian --fail-on error,warning --tag-display-limit 0 "$deb" 2> >(grep -v 'root privileges is not recommended' >&2)) ||
@@ -51,7 +55,7 @@ for arch in amd64 arm64; do
 done
 
 echo "== msi ($numver, product name scanagent $filever)"
-packaging/windows/build-msi.sh "$version" "$out/scanagent_${filever}_windows_amd64.exe" configs/scanagent.toml \
+packaging/windows/build-msi.sh "$version" "$out/scanagent_${filever}_windows_amd64.exe" "$work/scanagent.toml" \
   "$out/scanagent_${filever}_x64.msi"
 
 echo "== checksums"

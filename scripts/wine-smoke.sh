@@ -179,7 +179,8 @@ expect "Windows 10: install vN (exit 0)" "[ $rc = 0 ] && msilog install.log | gr
 [ "$rc" = 0 ] || msilog install.log | grep -iE 'error|fail|return value 3' | head -20
 verN=$(cd "$pf" && timeout 60 "$wine" scanagent.exe version </dev/null 2>/dev/null | tr -d '\r' | awk '{print $2}')
 expect "installed exe is vN ($verN)" "[ -n '$verN' ]"
-expect "shipped configuration in ProgramData" "cmp -s '$pd/scanagent.toml' configs/scanagent.toml"
+go run ./cmd/scanagent config sample --shipped >"$work/shipped.toml"
+expect "shipped configuration in ProgramData" "cmp -s '$pd/scanagent.toml' '$work/shipped.toml'"
 expect "service registered by the MSI" "w reg query '$svckey' /v ImagePath | grep -qF 'service-run -c \"C:\\ProgramData\\scanagent\\scanagent.toml\"'"
 expect "service started by the MSI" "msilog install.log | grep -q 'StartServices.*Return value 1'"
 expect "recovery set by the MSI (sc.exe failure, after InstallServices)" \
@@ -198,7 +199,7 @@ expect "ProgramData\\scanagent restricted to SYSTEM + Administrators (as the ser
 next=0.0.1-ci.upgrade
 [ "$verN" != "$next" ] || next=0.0.2-ci.upgrade
 packaging/windows/build-exe.sh "$next" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$work/next.exe"
-packaging/windows/build-msi.sh "$next" "$work/next.exe" configs/scanagent.toml "$WINEPREFIX/drive_c/vN1.msi" >/dev/null
+packaging/windows/build-msi.sh "$next" "$work/next.exe" "$work/shipped.toml" "$WINEPREFIX/drive_c/vN1.msi" >/dev/null
 rc=0; msiexec upgrade.log /i 'C:\vN1.msi' || rc=$?
 expect "upgrade to vN+1 $next (exit 0)" "[ $rc = 0 ]"
 [ "$rc" = 0 ] || msilog upgrade.log | grep -iE 'error|fail|return value 3' | head -20

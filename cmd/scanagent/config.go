@@ -5,16 +5,23 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
+	"scanagent/configs"
 	"scanagent/internal/config"
 )
 
 func cmdConfigSample(_ context.Context, args []string, sio IO) error {
-	fs := newFlags("config sample", "scanagent config sample", sio)
+	fs := newFlags("config sample", "scanagent config sample [--shipped]", sio)
+	shipped := fs.Bool("shipped", false, "print the configuration the packages install (no credentials: \"not configured yet\")")
 	if err := parseAll(fs, args); err != nil {
 		return err
 	}
-	_, err := sio.Out.Write(config.Sample)
+	out := config.Sample
+	if *shipped {
+		out = configs.Shipped()
+	}
+	_, err := sio.Out.Write(out)
 	return err
 }
 
@@ -58,6 +65,10 @@ func cmdConfigCheck(_ context.Context, args []string, sio IO) error {
 	}
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintln(sio.Out, "warning:", w)
+	}
+	if missing := cfg.Unconfigured(); missing != nil {
+		fmt.Fprintln(sio.Out, "not configured yet: fill in", strings.Join(missing, ", "))
+		return fmt.Errorf("%s is not configured yet: the agent will idle until it is", path)
 	}
 	fmt.Fprintln(sio.Out, "ok")
 	return nil

@@ -22,6 +22,7 @@ import (
 	"scanagent/internal/logging"
 	"scanagent/internal/queue"
 	"scanagent/internal/scanner"
+	"scanagent/internal/sdnotify"
 	"scanagent/internal/serve"
 	"scanagent/internal/verify"
 	"scanagent/internal/visit"
@@ -52,6 +53,11 @@ type agent struct {
 	started time.Time
 	carried *carried
 	obs     *observer
+	// unconfigured lists what the configuration still lacks (nil: it is
+	// configured); the agent then runs idle (setup.go).
+	unconfigured []string
+	// notify tells systemd the agent's state (sdnotify).
+	notify sdnotify.Notifier
 }
 
 // carried is what survives a configuration reload: the counters, the

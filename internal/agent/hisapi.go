@@ -73,6 +73,7 @@ func (a *agent) status() map[string]any {
 		sinks[name] = map[string]int64{"delivered": s.Delivered.Load(), "failed": s.Failed.Load()}
 	}
 	m["his"] = sinks
+	m["setup"] = a.setupStatus()
 	if a.platform != nil {
 		ps := a.platform.Status()
 		m["platform"] = map[string]any{"mode": ps.Mode, "tokenAge": ps.TokenAge.Round(time.Second).String(), "breakerOpen": ps.BreakerOpen,

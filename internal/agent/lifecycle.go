@@ -27,9 +27,11 @@ func (a *agent) run(ctx context.Context) error {
 	}
 	sc := a.startScanning(ctx)
 	a.log.Info().Int("sources", len(a.sources)).Str("platform", a.cfg.Platform.Mode).Str("terminal", a.cfg.Agent.TerminalID).Msg("agent ready")
+	a.notifyf("READY=1\nSTATUS=%s", a.summary())
 
-	<-ctx.Done()
+	a.watch(ctx)
 	a.log.Info().Msg("stopping: scanners first")
+	a.notifyf("STOPPING=1")
 	deadline := time.Now().Add(a.cfg.Agent.ShutdownTimeout.D())
 	abandoned := sc.stop(deadline)
 	stopServers()
@@ -43,6 +45,43 @@ func (a *agent) run(ctx context.Context) error {
 		return fmt.Errorf("stop abandoned: %s", strings.Join(abandoned, "; "))
 	}
 	return nil
+}
+
+// watch is the agent's main loop while it runs: until ctx ends it tells
+// systemd's watchdog the agent is alive (WATCHDOG=1, at half the unit's
+// WatchdogSec). A process whose main loop hangs stops telling it, and
+// systemd restarts it.
+func (a *agent) watch(ctx context.Context) {
+	every := a.notify.WatchdogInterval()
+	if every <= 0 {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.notifyf("WATCHDOG=1")
+		}
+	}
+}
+
+// notifyf tells systemd (sd_notify); outside systemd it does nothing.
+func (a *agent) notifyf(format string, args ...any) {
+	if err := a.notify.Notify(fmt.Sprintf(format, args...)); err != nil {
+		a.log.Warn().Err(err).Msg("sd_notify failed")
+	}
+}
+
+// summary is the one-line state systemctl status shows.
+func (a *agent) summary() string {
+	if a.unconfigured != nil {
+		return "not configured yet: " + setupHint(a.cfg.Path)
+	}
+	return fmt.Sprintf("scanning: %d scanner(s), platform %s", len(a.sources), a.cfg.Platform.Mode)
 }
 
 // startDelivery runs the outbox's delivery and maintenance; the returned

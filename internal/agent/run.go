@@ -12,6 +12,7 @@ import (
 
 	"scanagent/internal/config"
 	"scanagent/internal/logging"
+	"scanagent/internal/sdnotify"
 )
 
 // RunOptions are the process's streams and signals the agent uses.
@@ -35,6 +36,8 @@ func Run(ctx context.Context, cfg config.Config, o RunOptions) error {
 		return err
 	}
 	defer closer.Close()
+	file := cfg // as read; the reloader compares new files with it
+	cfg, unconfigured := idleIfUnconfigured(cfg, log)
 	ob, err := openOutbox(cfg, log)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
@@ -43,7 +46,7 @@ func Run(ctx context.Context, cfg config.Config, o RunOptions) error {
 	if ob != nil {
 		defer ob.Close()
 	}
-	rl := newReloader(cfg, o.Env, log)
+	rl := newReloader(file, o.Env, log)
 	stopSignals := rl.watchHangups(o.Hangup)
 	defer stopSignals()
 	// One registry for the process: counters and histograms survive reloads.
@@ -57,6 +60,7 @@ func Run(ctx context.Context, cfg config.Config, o RunOptions) error {
 			log.Error().Err(err).Msg("cannot start")
 			return err
 		}
+		a.unconfigured, a.notify = unconfigured, notifier(o.Env)
 		a.attach(ob)
 		a.obs.follow(a)
 		a.reload = rl.request
@@ -76,6 +80,7 @@ func Run(ctx context.Context, cfg config.Config, o RunOptions) error {
 		case c := <-next:
 			if ctx.Err() == nil {
 				log.Info().Str("file", c.Path).Msg("configuration reloaded: scanners, platform client and HIS API rebuilt; outbox kept")
+				_ = a.notify.Notify("RELOADING=1")
 				cfg, prev = c, a.carry()
 				continue
 			}
@@ -111,6 +116,9 @@ func (r *reloader) request() error {
 	if err == nil && (c.Queue.Path != r.current.Queue.Path || c.Queue.Encrypt != r.current.Queue.Encrypt || c.Platform.Mode == "off" && r.current.Platform.Mode != "off") {
 		err = errors.New("queue settings and switching the platform off need a restart, not a reload")
 	}
+	if err == nil && r.current.Unconfigured() != nil {
+		err = errors.New("the agent was started not configured: restart it to start scanning with the new configuration")
+	}
 	if err != nil {
 		r.log.Error().Err(err).Msg("reload refused; the running configuration stays")
 		return err
@@ -121,4 +129,15 @@ func (r *reloader) request() error {
 	default: // a reload is already pending; it will read the newest file
 	}
 	return nil
+}
+
+// notifier is the systemd notifier of the process's environment.
+func notifier(env config.Env) sdnotify.Notifier {
+	return sdnotify.New(func(k string) string {
+		if env == nil {
+			return ""
+		}
+		v, _ := env(k)
+		return v
+	})
 }

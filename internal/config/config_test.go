@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"scanagent/configs"
 )
 
 func noEnv(string) (string, bool) { return "", false }
@@ -74,6 +76,7 @@ func TestValidationNamesFieldPaths(t *testing.T) {
 offline = "maybe"
 [platform]
 mode = "direct"
+app_id = "a1a2e0bde41574ad8ea9a4bb58022oop"
 retries = 99
 base_url = "http://platform.example.com/x"
 [gateway]
@@ -105,7 +108,6 @@ listen = "0.0.0.0:8470"
 	}
 	want := []string{
 		"agent.offline: must be one of refuse, unverified",
-		"platform.app_id: required",
 		"platform.app_secret: required",
 		"platform.hospital_id: required",
 		"platform.base_url: must use https",
@@ -228,5 +230,52 @@ func TestLocalAPIHostsAndStreamClients(t *testing.T) {
 			c.HIS.API.AllowedHosts, c.HIS.API.MaxStreamClients = tt.hosts, tt.max
 			wantFieldErrors(t, c.Validate(), tt.want)
 		})
+	}
+}
+
+// A configuration with none of the platform credentials (the shipped one)
+// is valid but "not configured yet"; filling in any of them makes the
+// others required.
+func TestUnconfigured(t *testing.T) {
+	c, err := Parse([]byte(fmt.Sprintf("[agent]\ndata_dir = %q\n", t.TempDir())), "fresh.toml", noEnv)
+	if err != nil {
+		t.Fatalf("a configuration without credentials is refused: %v", err)
+	}
+	if got := c.Unconfigured(); len(got) != 7 || got[0] != "platform.app_id" || got[6] != "platform.hospital_name" {
+		t.Fatalf("direct without credentials: %v", got)
+	}
+	if errs := c.Validate(); len(errs) != 0 {
+		t.Fatalf("an unconfigured configuration is not invalid: %v", errs)
+	}
+	c.Platform.AppID = "a1a2e0bde41574ad8ea9a4bb58022oop"
+	if got := c.Unconfigured(); got != nil {
+		t.Fatalf("with an app_id: %v", got)
+	}
+	if errs := c.Validate(); !strings.Contains(errs.Error(), "platform.app_secret: required") || !strings.Contains(errs.Error(), "platform.hospital_name: required") {
+		t.Fatalf("partly configured: %v", errs)
+	}
+	c.Platform = Default().Platform
+	c.Platform.Mode = "gateway"
+	if got := c.Unconfigured(); len(got) != 2 || got[0] != "platform.gateway_url" {
+		t.Fatalf("gateway without url and token: %v", got)
+	}
+	c.Platform.Mode = "off"
+	if got := c.Unconfigured(); got != nil {
+		t.Fatalf("mode off: %v", got)
+	}
+}
+
+// The configuration the packages install is valid and "not configured
+// yet": the service starts on it and says what to fill in.
+func TestShippedConfigIsUnconfigured(t *testing.T) {
+	c, err := Parse(configs.Shipped(), "scanagent.toml", noEnv)
+	if err != nil {
+		t.Fatalf("the shipped configuration does not load: %v", err)
+	}
+	if got := c.Unconfigured(); len(got) != 7 {
+		t.Fatalf("unconfigured %v, want the credentials and the hospital's verifyQRCode fields", got)
+	}
+	if c.Platform.BaseURL != Default().Platform.BaseURL || c.Platform.AppSecret.Reveal() != "" {
+		t.Fatalf("shipped platform %q with a secret %v", c.Platform.BaseURL, c.Platform.AppSecret.Reveal() != "")
 	}
 }

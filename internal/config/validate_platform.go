@@ -14,11 +14,14 @@ import (
 func (c *Config) validatePlatform(v *validator) {
 	p := &c.Platform
 	v.oneOf("platform.mode", p.Mode, "direct", "gateway", "off")
+	unconfigured := len(c.Unconfigured()) > 0
 	switch p.Mode {
 	case "direct":
-		v.required("platform.app_id", p.AppID)
-		v.required("platform.app_secret", p.AppSecret.Reveal())
-		v.required("platform.hospital_id", p.HospitalID)
+		if !unconfigured {
+			v.required("platform.app_id", p.AppID)
+			v.required("platform.app_secret", p.AppSecret.Reveal())
+			v.required("platform.hospital_id", p.HospitalID)
+		}
 		v.url("platform.base_url", p.BaseURL, false)
 		v.url("platform.token_url", p.TokenURL, false)
 		for path, u := range map[string]string{
@@ -32,8 +35,10 @@ func (c *Config) validatePlatform(v *validator) {
 			}
 		}
 	case "gateway":
-		v.url("platform.gateway_url", p.GatewayURL, true)
-		v.required("platform.gateway_token", p.GatewayToken.Reveal())
+		if !unconfigured {
+			v.url("platform.gateway_url", p.GatewayURL, true)
+			v.required("platform.gateway_token", p.GatewayToken.Reveal())
+		}
 		if p.AppSecret != "" {
 			v.add("platform.app_secret", "must not be set on a terminal in gateway mode: only the gateway holds it")
 		}
@@ -52,23 +57,49 @@ func (c *Config) validatePlatform(v *validator) {
 	v.oneOf("platform.report_id_field", p.ReportIDField, "idCardNumber", "idCard")
 }
 
+// Unconfigured lists what a fresh install has still to fill in before the
+// agent can go live: the platform credentials in direct mode, or the
+// gateway and this terminal's token in gateway mode — when none of them is
+// set (the shipped configuration). Once any is set, Validate names whatever
+// else is missing instead.
+func (c *Config) Unconfigured() []string {
+	p := &c.Platform
+	switch {
+	case p.Mode == "direct" && p.AppID == "" && p.AppSecret.Reveal() == "" && p.HospitalID == "":
+		return append([]string{"platform.app_id", "platform.app_secret", "platform.hospital_id"}, c.missingVerifyFields()...)
+	case p.Mode == "gateway" && p.GatewayURL == "" && p.GatewayToken.Reveal() == "":
+		return []string{"platform.gateway_url", "platform.gateway_token"}
+	}
+	return nil
+}
+
+// missingVerifyFields lists verifyQRCode's required fields left empty.
+func (c *Config) missingVerifyFields() []string {
+	p := &c.Platform
+	var missing []string
+	for _, f := range []struct{ path, val string }{
+		{"platform.medical_step", p.MedicalStep},
+		{"platform.use_city_code", p.UseCityCode},
+		{"platform.use_city_name", p.UseCityName},
+		{"platform.hospital_code", p.HospitalCode},
+		{"platform.hospital_name", p.HospitalName},
+	} {
+		if strings.TrimSpace(f.val) == "" {
+			missing = append(missing, f.path)
+		}
+	}
+	return missing
+}
+
 // validateVerifyFields checks verifyQRCode's required fields. An agent
 // that calls the platform itself (mode "direct", which includes a gateway
 // server) sends them with every dynamic code; a terminal in mode "gateway"
 // does not need them: its gateway fills them in.
 func (c *Config) validateVerifyFields(v *validator) {
 	p := &c.Platform
-	if p.Mode == "direct" {
-		for _, f := range []struct{ path, val string }{
-			{"platform.medical_step", p.MedicalStep},
-			{"platform.use_city_code", p.UseCityCode},
-			{"platform.use_city_name", p.UseCityName},
-			{"platform.hospital_code", p.HospitalCode},
-			{"platform.hospital_name", p.HospitalName},
-		} {
-			if strings.TrimSpace(f.val) == "" {
-				v.add(f.path, "required: verifyQRCode sends it with every dynamic code (guide §3.2.11)")
-			}
+	if p.Mode == "direct" && c.Unconfigured() == nil {
+		for _, path := range c.missingVerifyFields() {
+			v.add(path, "required: verifyQRCode sends it with every dynamic code (guide §3.2.11)")
 		}
 	}
 	if p.MedicalStep != "" {
