@@ -6,6 +6,7 @@
 package config
 
 import (
+	"path/filepath"
 	"time"
 
 	"scanagent/configs"
@@ -196,9 +197,12 @@ type Queue struct {
 	Concurrency int      `toml:"concurrency"`
 	RetryMin    Duration `toml:"retry_min"`
 	RetryMax    Duration `toml:"retry_max"`
-	Encrypt     bool     `toml:"encrypt"`
-	Key         Secret   `toml:"key"`
-	KeyFile     string   `toml:"key_file"`
+	// Encrypt seals record values (AES-256-GCM). Without a key (key,
+	// key_file, SCANAGENT_QUEUE_KEY) one is generated on first start into
+	// GeneratedKeyPath, readable by the service alone.
+	Encrypt bool   `toml:"encrypt"`
+	Key     Secret `toml:"key"`
+	KeyFile string `toml:"key_file"`
 }
 
 // HIS configures the hand-off to the hospital information system.
@@ -292,6 +296,7 @@ func Default() Config {
 			Concurrency: 4,
 			RetryMin:    Duration(time.Second),
 			RetryMax:    Duration(5 * time.Minute),
+			Encrypt:     true,
 		},
 		HIS: HIS{
 			API:  APIConf{Enabled: true, Listen: "127.0.0.1:8470", MaxStreamClients: 64},
@@ -331,3 +336,7 @@ func (s *Source) applyDefaults() {
 		s.Layout = "auto"
 	}
 }
+
+// GeneratedKeyPath is where the outbox's key is generated when encryption
+// is on and no key is configured: outbox.key beside the outbox.
+func (q Queue) GeneratedKeyPath() string { return filepath.Join(filepath.Dir(q.Path), "outbox.key") }

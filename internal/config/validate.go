@@ -290,7 +290,7 @@ func (c *Config) validateQueue(v *validator) {
 	if q.RetryMax < q.RetryMin {
 		v.add("queue.retry_max", "must not be below queue.retry_min")
 	}
-	if q.Encrypt {
+	if q.Encrypt && q.Key != "" { // no key: one is generated (GeneratedKeyPath)
 		if _, err := DecodeKey(q.Key.Reveal()); err != nil {
 			v.add("queue.key", "%v", err)
 		}
