@@ -63,6 +63,15 @@ func (f *Framer) Feed(p []byte, t time.Time) []Frame {
 	return out
 }
 
+// Deadline is when Idle will flush the pending partial frame, if there is
+// one: the caller need not call Idle before.
+func (f *Framer) Deadline() (time.Time, bool) {
+	if len(f.buf) == 0 {
+		return time.Time{}, false
+	}
+	return f.last.Add(f.gap), true
+}
+
 // Idle returns the pending frame if the line has been silent for the gap
 // at now.
 func (f *Framer) Idle(now time.Time) (Frame, bool) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -41,8 +42,6 @@ func NewSerial(o SerialOptions) *Serial { return &Serial{o: o} }
 // Name returns the source name.
 func (s *Serial) Name() string { return s.o.Name }
 
-const readTimeout = 50 * time.Millisecond
-
 // resolve finds the port name, by USB ids when no name is configured.
 func (s *Serial) resolve() (string, error) {
 	if s.o.Port != "" {
@@ -79,7 +78,7 @@ func (s *Serial) Run(ctx context.Context, emit func(card.Scan)) error {
 		return fmt.Errorf("open %s: %w", name, err)
 	}
 	// Closing the port is the only way to interrupt a Read on every
-	// platform; the read timeout keeps cancellation prompt anyway.
+	// platform.
 	done := make(chan struct{})
 	defer func() {
 		close(done)
@@ -92,29 +91,76 @@ func (s *Serial) Run(ctx context.Context, emit func(card.Scan)) error {
 		case <-done:
 		}
 	}()
-	if err := port.SetReadTimeout(readTimeout); err != nil {
+	if err := port.SetReadTimeout(idleTimeout); err != nil {
 		return fmt.Errorf("%s: set read timeout: %w", name, err)
 	}
 	Connected(ctx)
 	s.o.Log.Debug().Str("port", name).Int("baud", s.o.Baud).Msg("serial port open")
-	return readLoop(ctx, port, NewFramer(s.o.Suffix, s.o.Gap, s.o.MaxFrame), s.o.Name, emit)
+	return readLoop(ctx, port, NewFramer(s.o.Suffix, max(s.o.Gap, minGap), s.o.MaxFrame), s.o.Name, emit)
 }
 
-// reader is the part of serial.Port the read loop needs.
-type reader interface {
+// minGap is the least silence that ends a frame. The loop used to notice
+// a gap only at a 50 ms read timeout, so no frame ended on less; keep that
+// floor for configured gaps below it: USB serial adapters deliver a byte
+// stream in bursts up to their latency timer apart (16 ms on FTDI).
+const minGap = 50 * time.Millisecond
+
+// port is the part of serial.Port the read loop needs.
+type port interface {
 	Read(p []byte) (int, error)
+	SetReadTimeout(t time.Duration) error
 }
 
-// readLoop reads with a short timeout, feeding the framer. A port that
-// returns nothing at once, many times in a row, has vanished (some USB
-// drivers report unplug that way) and is treated as closed.
-func readLoop(ctx context.Context, port reader, fr *Framer, source string, emit func(card.Scan)) error {
-	buf := make([]byte, 512)
+// readBufSize is the most one read takes: a burst (a USB virtual COM
+// packet, bytes queued while the loop was busy) costs one read.
+const readBufSize = 4096
+
+// idleTimeout bounds a read while no partial frame is pending, when there
+// is no gap to time and a timeout would only wake the loop for nothing. On
+// Unix the library wakes a blocked Read when the port is closed (a pipe in
+// the same select) and reports unplug as PortClosed, so the read waits for
+// data. On Windows its Read loops inside the library on zero-byte reads
+// when there is no timeout (some USB drivers, CH340 among them, return
+// nothing at once), and a driver may not abort a pending read on close: a
+// second bounds both, at one wakeup per idle second.
+var idleTimeout = func() time.Duration {
+	if runtime.GOOS == "windows" {
+		return time.Second
+	}
+	return serial.NoTimeout
+}()
+
+// readLoop reads the port in chunks of whatever has arrived, feeding the
+// framer: a suffix is seen, and its frame emitted, as soon as the read that
+// brings it returns. While a partial frame is pending the read times out
+// when the framer's gap would end it, so a gap-terminated frame is emitted
+// once the gap has passed; with nothing pending the read waits (see
+// idleTimeout). A port that returns nothing at once, many times in a row,
+// has vanished (some USB drivers report unplug that way) and is treated as
+// closed. The port's read timeout is idleTimeout on entry.
+func readLoop(ctx context.Context, p port, fr *Framer, source string, emit func(card.Scan)) error {
+	buf := make([]byte, readBufSize)
 	fastZeros := 0
+	timeout := idleTimeout // as set on the port
+	now := time.Now()
 	for {
+		want := idleTimeout
+		if end, ok := fr.Deadline(); ok {
+			// Whole milliseconds, at least one: Windows counts in them,
+			// and a zero timeout there means "return at once".
+			want = max(end.Sub(now), 0)
+			want = (want + time.Millisecond - 1).Truncate(time.Millisecond)
+			want = max(want, time.Millisecond)
+		}
+		if want != timeout {
+			if err := p.SetReadTimeout(want); err != nil {
+				return fmt.Errorf("set read timeout: %w", err)
+			}
+			timeout = want
+		}
 		start := time.Now()
-		n, err := port.Read(buf)
-		now := time.Now()
+		n, err := p.Read(buf)
+		now = time.Now()
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -126,7 +172,9 @@ func readLoop(ctx context.Context, port reader, fr *Framer, source string, emit 
 			return fmt.Errorf("read: %w", err)
 		}
 		if n == 0 {
-			if now.Sub(start) < readTimeout/5 {
+			// A read without a timeout never returns empty; one with a
+			// timeout does so only once the timeout has (nearly) passed.
+			if timeout < 0 || now.Sub(start) < timeout/5 {
 				if fastZeros++; fastZeros >= 20 {
 					return errors.New("port returns no data without waiting: device gone")
 				}
