@@ -97,7 +97,10 @@ func NewAPI(o APIOptions) *API {
 // after the API is built). Call it before serving.
 func (a *API) SetRecorder(r UsageRecorder) { a.o.Recorder = r }
 
-// Deliver publishes an outcome to every connected client.
+// Deliver publishes an outcome to every connected client. It writes the
+// event to the WebSocket clients on plain connections itself (see hub) and
+// wakes the others; it never waits on a slow client for more than
+// tryWrite, once, and returns no error.
 func (a *API) Deliver(_ context.Context, e card.Visit) error {
 	if n := a.hub.publish(e); n > 0 {
 		a.o.Log.Warn().Int("clients", n).Msg("slow HIS clients disconnected (buffer full)")
@@ -227,7 +230,7 @@ func (a *API) serveSSE(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case m := <-s.ch:
-			fmt.Fprintf(w, "id: %s\nevent: scan\ndata: %s\n\n", m.ID, m.data)
+			w.Write(m.sseFrame())
 			fl.Flush()
 		case <-ping.C:
 			io.WriteString(w, ": ping\n\n")
@@ -245,20 +248,49 @@ func (a *API) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		return
 	}
-	defer a.hub.unsubscribe(s)
+	hw := &hijackWriter{ResponseWriter: w, onSlow: func() {
+		a.o.Log.Warn().Msg("slow HIS client disconnected (socket backlog full)")
+	}}
 	// guard has already checked the Origin against the allowlist (or the
 	// token); the library's own same-host check would refuse the allowed
 	// origins.
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	c, err := websocket.Accept(hw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
+		a.hub.unsubscribe(s)
 		return
 	}
-	defer c.CloseNow()
-	ctx := c.CloseRead(r.Context())
+	if hw.conn == nil {
+		defer a.hub.unsubscribe(s)
+		defer c.CloseNow()
+		a.writeWS(r.Context(), c, s)
+		return
+	}
+	// A plain connection: publishers write to it (see hub). All it needs
+	// is a goroutine that reads, to answer pings and notice the client
+	// leave; a new one, whose stack starts small, rather than this one
+	// with the request's stack and state, freed when it returns.
+	if !a.hub.attach(s, c, hw.conn) {
+		c.Close(websocket.StatusTryAgainLater, "client too slow")
+		a.hub.unsubscribe(s)
+		return
+	}
+	go func() {
+		defer a.hub.unsubscribe(s)
+		defer c.CloseNow()
+		if _, _, err := c.Reader(context.Background()); err == nil {
+			c.Close(websocket.StatusPolicyViolation, "unexpected data message")
+		}
+	}()
+}
+
+// writeWS writes s's events to c from this goroutine: for connections the
+// hub cannot write to without waiting (TLS).
+func (a *API) writeWS(ctx context.Context, c *websocket.Conn, s *sub) {
+	ctx = c.CloseRead(ctx)
 	for {
 		select {
 		case m := <-s.ch:
-			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			wctx, cancel := context.WithTimeout(ctx, drainTimeout)
 			err := c.Write(wctx, websocket.MessageText, m.data)
 			cancel()
 			if err != nil {
