@@ -48,6 +48,9 @@ func (n Notifier) Notify(state string) error {
 // WatchdogInterval is how often to send WATCHDOG=1: half the unit's
 // WatchdogSec, or 0 when no watchdog is set for this process.
 func (n Notifier) WatchdogInterval() time.Duration {
+	if n.env == nil {
+		return 0 // the zero Notifier: no service manager
+	}
 	usec, err := strconv.ParseInt(n.env("WATCHDOG_USEC"), 10, 64)
 	if err != nil || usec <= 0 {
 		return 0

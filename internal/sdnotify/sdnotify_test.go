@@ -36,6 +36,10 @@ func TestNotifyAndWatchdog(t *testing.T) {
 	if n.WatchdogInterval() != 0 {
 		t.Fatal("a watchdog meant for another process was taken")
 	}
+	var zero Notifier
+	if zero.Enabled() || zero.Notify("READY=1") != nil || zero.WatchdogInterval() != 0 {
+		t.Fatal("the zero Notifier must do nothing")
+	}
 	off := New(func(string) string { return "" })
 	if off.Enabled() || off.Notify("READY=1") != nil || off.WatchdogInterval() != 0 {
 		t.Fatal("outside systemd it must do nothing")
