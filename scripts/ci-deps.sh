@@ -12,6 +12,7 @@
 #   curl                 the demo and the package smoke test
 #   chromium             the browser test of the local API and the status page
 #   systemd              systemd-analyze, to verify the packaged unit (not run as init)
+#   etcd-server          a real etcd for the [gateway.ha] tests (internal/ha, test/e2e TestHAGateways)
 set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -29,6 +30,7 @@ have x86_64-w64-mingw32-gcc && have x86_64-w64-mingw32-windres || need+=(gcc-min
 have wine64 || [ -x /usr/lib/wine/wine64 ] || need+=(wine64)
 have chromium || need+=(chromium)
 have systemd-analyze || need+=(systemd)
+[ -x /usr/bin/etcd ] || need+=(etcd-server)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing: ${need[*]}"

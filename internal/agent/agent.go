@@ -8,6 +8,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"reflect"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"scanagent/internal/code"
 	"scanagent/internal/config"
 	"scanagent/internal/gateway"
+	"scanagent/internal/ha"
 	"scanagent/internal/his"
 	"scanagent/internal/logging"
 	"scanagent/internal/queue"
@@ -78,12 +80,22 @@ type carried struct {
 type platformSettings struct {
 	platform config.Platform
 	terminal string
+	ha       config.HA // of a gateway in [gateway.ha]; zero otherwise
+}
+
+// settingsOf returns cfg's platform settings.
+func settingsOf(cfg config.Config) platformSettings {
+	s := platformSettings{platform: cfg.Platform, terminal: cfg.Agent.TerminalID}
+	if haEnabled(cfg) {
+		s.ha = cfg.Gateway.HA
+	}
+	return s
 }
 
 // carry returns what the next agent keeps of this one.
 func (a *agent) carry() *carried {
 	return &carried{started: a.started, stats: a.pipe.Stats(), sinks: a.pipe.SinkStats(), platform: a.platform,
-		settings: platformSettings{a.cfg.Platform, a.cfg.Agent.TerminalID}, obs: a.obs}
+		settings: settingsOf(a.cfg), obs: a.obs}
 }
 
 // build creates every stage from cfg; nothing is opened yet. prev, when
@@ -143,21 +155,31 @@ func reportDefaults(cfg config.Config) map[string]card.ReportDefaults {
 }
 
 // buildVerifiers builds (or keeps, across a reload with the same settings)
-// the platform client, and the Su Kang Code client.
+// the platform client, and the Su Kang Code client. A terminal in gateway
+// mode without [skm] of its own verifies Su Kang Codes through its
+// gateway.
 func (a *agent) buildVerifiers(prev *carried) error {
 	cfg, p := a.cfg, a.cfg.Platform
 	httpc, err := verify.NewHTTPClient(verify.HTTPOptions{ConnectTimeout: p.ConnectTimeout.D(), RequestTimeout: p.RequestTimeout.D(), CAFile: p.CAFile})
 	if err != nil {
 		return err
 	}
-	if settings := (platformSettings{p, cfg.Agent.TerminalID}); prev.platform != nil && reflect.DeepEqual(settings, prev.settings) {
+	if prev.platform != nil && reflect.DeepEqual(settingsOf(cfg), prev.settings) {
 		a.platform = prev.platform
 		a.log.Debug().Msg("platform settings unchanged: appToken, breaker and pauses kept")
 	} else {
-		a.platform = newPlatformClient(cfg, httpc, a.obs.observePlatformCall, a.log)
+		if c, ok := prev.platform.(io.Closer); ok {
+			_ = c.Close() // the replaced client leaves the gateway election
+		}
+		if a.platform, err = newPlatformClient(cfg, httpc, a.obs.observePlatformCall, a.log); err != nil {
+			return err
+		}
 	}
 	s := cfg.SKM
 	if !s.Enabled {
+		if gw, ok := a.platform.(*verify.Gateway); ok {
+			a.skm = gw
+		}
 		return nil
 	}
 	skmHTTP, err := verify.NewHTTPClient(verify.HTTPOptions{ConnectTimeout: p.ConnectTimeout.D(), RequestTimeout: s.Timeout.D(), CAFile: p.CAFile})
@@ -208,15 +230,34 @@ func (a *agent) buildGateway() error {
 	if !g.Enabled {
 		return nil
 	}
-	ehc, ok := a.platform.(*verify.EHC)
-	if !ok {
+	var ehc *verify.EHC
+	var node *ha.Node
+	switch c := a.platform.(type) {
+	case *verify.EHC:
+		ehc = c
+	case *haEHC:
+		ehc, node = c.EHC, c.node
+	default:
 		return errors.New("gateway.enabled needs platform.mode = \"direct\"")
 	}
 	terms := map[string]string{}
 	for _, t := range g.Terminals {
 		terms[t.ID] = t.Token.Reveal()
 	}
-	gs := gateway.New(gatewayUpstream{EHC: ehc, skm: a.skm}, terms, func() any { return ehc.Status() }, logging.Component(a.log, "gateway"))
-	return a.addServer(&http.Server{Addr: g.Listen, Handler: gs.Handler(), ReadHeaderTimeout: 5 * time.Second,
+	status := func() any { return ehc.Status() }
+	if node != nil {
+		status = func() any {
+			return struct {
+				verify.Status
+				HA ha.Status `json:"ha"`
+			}{ehc.Status(), node.Status()}
+		}
+	}
+	gs := gateway.New(gatewayUpstream{EHC: ehc, skm: a.skm}, terms, status, logging.Component(a.log, "gateway"))
+	h := gs.Handler()
+	if node != nil && !g.HA.FollowersServe {
+		h = leaderOnly(node, h)
+	}
+	return a.addServer(&http.Server{Addr: g.Listen, Handler: h, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}, g.TLSCert, g.TLSKey)
 }

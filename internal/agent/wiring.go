@@ -12,6 +12,7 @@ import (
 	"scanagent/internal/card"
 	"scanagent/internal/code"
 	"scanagent/internal/config"
+	"scanagent/internal/ha"
 	"scanagent/internal/logging"
 	"scanagent/internal/scanner"
 	"scanagent/internal/verify"
@@ -20,12 +21,13 @@ import (
 
 // newPlatformClient returns the e-Health Card client of the configured
 // mode, or nil when platform.mode = "off". The direct client tells observe
-// of each HTTP attempt.
-func newPlatformClient(cfg config.Config, httpc *http.Client, observe func(api, result string, d time.Duration), log zerolog.Logger) platformClient {
+// of each HTTP attempt. A gateway in [gateway.ha] takes its token from an
+// etcd election node that lives as long as the client (haEHC).
+func newPlatformClient(cfg config.Config, httpc *http.Client, observe func(api, result string, d time.Duration), log zerolog.Logger) (platformClient, error) {
 	p := cfg.Platform
 	switch p.Mode {
 	case "direct":
-		return verify.NewEHC(verify.EHCOptions{
+		o := verify.EHCOptions{
 			AppID: p.AppID, AppSecret: p.AppSecret.Reveal(), HospitalID: p.HospitalID, BaseURL: p.BaseURL, TokenURL: p.TokenURL,
 			URLs: map[string]string{
 				verify.APIGetHealthCardByQRCode: p.URLs.GetHealthCardByQRCode, verify.APIVerifyQRCode: p.URLs.VerifyQRCode,
@@ -35,12 +37,68 @@ func newPlatformClient(cfg config.Config, httpc *http.Client, observe func(api, 
 			HospitalCode: p.HospitalCode, HospitalName: p.HospitalName, ChannelCode: p.ChannelCode, ChannelName: p.ChannelName,
 			ReportIDField: p.ReportIDField, Retries: p.Retries, BreakerFailures: p.BreakerFailures, BreakerCooldown: p.BreakerCooldown.D(),
 			RateLimitPause: p.RateLimitPause.D(), Observe: observe, Log: logging.Component(log, "platform"),
-		})
+		}
+		if !haEnabled(cfg) {
+			return verify.NewEHC(o), nil
+		}
+		node, err := newHANode(cfg, log)
+		if err != nil {
+			return nil, fmt.Errorf("gateway.ha: %w", err)
+		}
+		o.TokenWait = cfg.Gateway.HA.TokenWait.D()
+		o.Share = func(fetch func(context.Context) (string, time.Duration, error)) verify.TokenShare {
+			node.Start(fetch)
+			return node
+		}
+		return &haEHC{EHC: verify.NewEHC(o), node: node}, nil
 	case "gateway":
-		return verify.NewGateway(verify.GatewayOptions{URL: p.GatewayURL, Token: p.GatewayToken.Reveal(), HTTP: httpc, Retries: p.Retries,
-			BreakerFailures: p.BreakerFailures, BreakerCooldown: p.BreakerCooldown.D()})
+		return verify.NewGateway(verify.GatewayOptions{URLs: p.Gateways(), Token: p.GatewayToken.Reveal(), HTTP: httpc, Retries: p.Retries,
+			BreakerFailures: p.BreakerFailures, BreakerCooldown: p.BreakerCooldown.D()}), nil
 	}
-	return nil
+	return nil, nil
+}
+
+// haEnabled: this agent is a gateway sharing its token with others.
+func haEnabled(cfg config.Config) bool { return cfg.Gateway.Enabled && cfg.Gateway.HA.Enabled }
+
+// newHANode builds (without starting) the gateway's election node.
+func newHANode(cfg config.Config, log zerolog.Logger) (*ha.Node, error) {
+	h := cfg.Gateway.HA
+	tlsConf, err := ha.TLSConfig(h.TLSCert, h.TLSKey, h.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	key, err := config.DecodeKey(h.TokenKey.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("token_key: %w", err)
+	}
+	return ha.New(ha.Options{Endpoints: h.Endpoints, TLS: tlsConf, Prefix: h.Prefix, AppID: cfg.Platform.AppID, ID: cfg.Agent.TerminalID,
+		LeaseTTL: h.LeaseTTL.D(), Key: key, FetchTimeout: cfg.Platform.RequestTimeout.D(), MinFetchInterval: h.MinFetchInterval.D(),
+		Log: logging.Component(log, "ha")})
+}
+
+// haEHC is the e-Health Card client of a gateway in [gateway.ha] and its
+// election node; closing it leaves the election (the lease is revoked, so
+// another gateway leads at once).
+type haEHC struct {
+	*verify.EHC
+	node *ha.Node
+}
+
+func (c *haEHC) Close() error { return c.node.Close() }
+
+// leaderOnly answers terminals 503 (marked verify.UnservedHeader: not
+// processed, try the next gateway) while this gateway is a follower
+// ([gateway.ha] followers_serve = false); the status stays served.
+func leaderOnly(node *ha.Node, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && !node.Leading() {
+			w.Header().Set(verify.UnservedHeader, "follower")
+			http.Error(w, "this gateway is a follower and does not serve terminals (gateway.ha.followers_serve = false)", http.StatusServiceUnavailable)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // addServer adds an HTTP server of the agent; with a certificate it

@@ -92,9 +92,25 @@ type Platform struct {
 	RateLimitPause  Duration `toml:"rate_limit_pause"`
 
 	// Gateway mode: where the gateway is and this terminal's credential.
-	GatewayURL       string `toml:"gateway_url"`
-	GatewayToken     Secret `toml:"gateway_token"`
-	GatewayTokenFile string `toml:"gateway_token_file"`
+	// GatewayURLs lists several gateways in order of preference (the
+	// terminal moves to the next when one cannot be reached and returns
+	// to the first when it recovers); GatewayURL is the one-gateway form.
+	GatewayURL       string   `toml:"gateway_url"`
+	GatewayURLs      []string `toml:"gateway_urls"`
+	GatewayToken     Secret   `toml:"gateway_token"`
+	GatewayTokenFile string   `toml:"gateway_token_file"`
+}
+
+// Gateways is the list of gateways a terminal calls, most preferred first:
+// gateway_urls, or gateway_url as a list of one.
+func (p Platform) Gateways() []string {
+	if len(p.GatewayURLs) > 0 {
+		return p.GatewayURLs
+	}
+	if p.GatewayURL != "" {
+		return []string{p.GatewayURL}
+	}
+	return nil
 }
 
 // APIURLs overrides the URL of single APIs; empty means BaseURL + "/" + API.
@@ -112,6 +128,41 @@ type Gateway struct {
 	TLSCert   string     `toml:"tls_cert"`
 	TLSKey    string     `toml:"tls_key"`
 	Terminals []Terminal `toml:"terminal"`
+	// HA runs several gateways for one appId: one of them, elected on
+	// etcd, fetches the appToken and shares it with the others.
+	HA HA `toml:"ha"`
+}
+
+// HA configures high availability of the gateway: leader election and
+// the shared appToken on an etcd cluster. Off, a gateway holds its token
+// alone, as a single gateway always did.
+type HA struct {
+	Enabled   bool     `toml:"enabled"`
+	Endpoints []string `toml:"endpoints"`
+	// TLS towards etcd: a client certificate and key (both or neither)
+	// and the CA that signed etcd's server certificates.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	CAFile  string `toml:"ca_file"`
+	// Prefix is the root of this agent's keys in etcd.
+	Prefix string `toml:"prefix"`
+	// LeaseTTL is the lease of a gateway's election key: a gateway that
+	// stops renewing it (crash, partition) loses the leadership this long
+	// after its last renewal.
+	LeaseTTL Duration `toml:"lease_ttl"`
+	// TokenKey seals the token stored in etcd (AES-256-GCM): 32 bytes as
+	// hex or Base64, the same on every gateway.
+	TokenKey     Secret `toml:"token_key"`
+	TokenKeyFile string `toml:"token_key_file"`
+	// MinFetchInterval spaces getAppToken calls across all gateways.
+	MinFetchInterval Duration `toml:"min_fetch_interval"`
+	// TokenWait bounds how long a gateway waits for the leader's new
+	// token after the platform refused the current one.
+	TokenWait Duration `toml:"token_wait"`
+	// FollowersServe: followers call the platform with the shared token.
+	// false: only the leader serves terminals, followers answer 503 (for a
+	// platform that binds a token to the egress IP that fetched it).
+	FollowersServe bool `toml:"followers_serve"`
 }
 
 // Terminal is one terminal allowed to call the gateway.
@@ -277,7 +328,8 @@ func Default() Config {
 			BreakerCooldown: Duration(30 * time.Second),
 			RateLimitPause:  Duration(time.Hour),
 		},
-		Gateway: Gateway{Listen: "0.0.0.0:8471"},
+		Gateway: Gateway{Listen: "0.0.0.0:8471", HA: HA{Prefix: "/scanagent/", LeaseTTL: Duration(10 * time.Second),
+			MinFetchInterval: Duration(time.Minute), TokenWait: Duration(5 * time.Second), FollowersServe: true}},
 		SKM: SKM{
 			ScanPath:      "/api/skm/scanVerify",
 			IDPath:        "/api/skm/idVerify",

@@ -169,6 +169,7 @@ func (c *Config) secretRefs() []secretRef {
 		{"queue.key", &c.Queue.Key, c.Queue.KeyFile, "SCANAGENT_QUEUE_KEY"},
 		{"his.api.token", &c.HIS.API.Token, c.HIS.API.TokenFile, "SCANAGENT_HIS_TOKEN"},
 		{"his.push.secret", &c.HIS.Push.Secret, c.HIS.Push.SecretFile, "SCANAGENT_PUSH_SECRET"},
+		{"gateway.ha.token_key", &c.Gateway.HA.TokenKey, c.Gateway.HA.TokenKeyFile, "SCANAGENT_HA_TOKEN_KEY"},
 	}
 	for i := range c.Gateway.Terminals {
 		t := &c.Gateway.Terminals[i]

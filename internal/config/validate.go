@@ -104,6 +104,9 @@ func (c *Config) Validate() Errors {
 func (c *Config) validateGateway(v *validator) {
 	g := &c.Gateway
 	if !g.Enabled {
+		if g.HA.Enabled {
+			v.add("gateway.ha.enabled", "needs gateway.enabled = true: only gateways elect a token holder")
+		}
 		return
 	}
 	if c.Platform.Mode != "direct" {
@@ -127,6 +130,7 @@ func (c *Config) validateGateway(v *validator) {
 			v.add(p+".token", "required, at least 16 characters")
 		}
 	}
+	c.validateHA(v)
 }
 
 func (c *Config) validateSKM(v *validator) {

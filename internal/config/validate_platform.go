@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 
 	"scanagent/internal/card"
@@ -36,7 +37,7 @@ func (c *Config) validatePlatform(v *validator) {
 		}
 	case "gateway":
 		if !unconfigured {
-			v.url("platform.gateway_url", p.GatewayURL, true)
+			c.validateGatewayURLs(v)
 			v.required("platform.gateway_token", p.GatewayToken.Reveal())
 		}
 		if p.AppSecret != "" {
@@ -67,10 +68,34 @@ func (c *Config) Unconfigured() []string {
 	switch {
 	case p.Mode == "direct" && p.AppID == "" && p.AppSecret.Reveal() == "" && p.HospitalID == "":
 		return append([]string{"platform.app_id", "platform.app_secret", "platform.hospital_id"}, c.missingVerifyFields()...)
-	case p.Mode == "gateway" && p.GatewayURL == "" && p.GatewayToken.Reveal() == "":
+	case p.Mode == "gateway" && len(p.Gateways()) == 0 && p.GatewayToken.Reveal() == "":
 		return []string{"platform.gateway_url", "platform.gateway_token"}
 	}
 	return nil
+}
+
+// validateGatewayURLs checks a terminal's gateways: gateway_url, or the
+// list gateway_urls (most preferred first), each an http(s) URL, no
+// gateway twice.
+func (c *Config) validateGatewayURLs(v *validator) {
+	p := &c.Platform
+	switch {
+	case p.GatewayURL != "" && len(p.GatewayURLs) > 0:
+		v.add("platform.gateway_urls", "set gateway_url (one gateway) or gateway_urls (several), not both")
+	case len(p.GatewayURLs) == 0:
+		v.url("platform.gateway_url", p.GatewayURL, true)
+	default:
+		seen := map[string]bool{}
+		for i, u := range p.GatewayURLs {
+			path := fmt.Sprintf("platform.gateway_urls[%d]", i)
+			v.url(path, u, true)
+			if k := strings.TrimRight(u, "/"); seen[k] {
+				v.add(path, "%q is listed twice", u)
+			} else {
+				seen[k] = true
+			}
+		}
+	}
 }
 
 // missingVerifyFields lists verifyQRCode's required fields left empty.

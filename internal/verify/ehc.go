@@ -62,6 +62,14 @@ type EHCOptions struct {
 	BreakerCooldown time.Duration
 	RateLimitPause  time.Duration
 
+	// Share, when set, makes this client one of several gateways that
+	// share one appToken (internal/ha, on etcd): it is called once, with
+	// the client's getAppToken, and the client then takes its token from
+	// the share instead of fetching it itself. TokenWait bounds how long a
+	// call waits for another gateway's new token (default 5 s).
+	Share     func(fetch func(ctx context.Context) (token string, ttl time.Duration, err error)) TokenShare
+	TokenWait time.Duration
+
 	// Observe, when set, is told each HTTP attempt's API, result ("ok",
 	// a card.Class name such as "retryable" or "rate_limited", or
 	// "canceled") and duration: a call the gate refuses makes no attempt.
@@ -73,10 +81,12 @@ type EHCOptions struct {
 
 // EHC is the e-Health Card open platform client. It holds the appToken for
 // its appId, so exactly one EHC per appId may exist in a deployment (a
-// gateway serves the others). Safe for concurrent use.
+// gateway serves the others) — unless the EHCs share the token
+// (EHCOptions.Share: several gateways, one of them elected to fetch).
+// Safe for concurrent use.
 type EHC struct {
 	o      EHCOptions
-	tokens *tokenHolder
+	tokens tokens
 	gate   *gate
 }
 
@@ -97,7 +107,11 @@ func NewEHC(o EHCOptions) *EHC {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	c.tokens = newTokenHolder(c.fetchToken, o.Now, timeout)
+	if o.Share != nil {
+		c.tokens = newSharedTokens(o.Share(c.fetchToken), o.TokenWait, timeout, o.Now)
+	} else {
+		c.tokens = newTokenHolder(c.fetchToken, o.Now, timeout)
+	}
 	return c
 }
 
@@ -106,6 +120,8 @@ type Status struct {
 	Mode     string        `json:"mode"`
 	TokenAge time.Duration `json:"tokenAgeNs"`
 	GateState
+	// Gateways is each gateway's breaker, for a terminal with several.
+	Gateways []GatewayState `json:"gateways,omitempty"`
 }
 
 // Status reports token age, breaker and last errors.
@@ -260,6 +276,8 @@ type httpAnswer struct {
 	location string
 	data     []byte
 	took     time.Duration
+	// unserved: a gateway's 503 marked UnservedHeader.
+	unserved bool
 }
 
 // post sends body to api's URL. A transport fault is card.Retryable, Unknown

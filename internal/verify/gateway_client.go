@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strings"
 	"time"
 
@@ -34,9 +35,19 @@ type Upstream interface {
 var _ Upstream = (*EHC)(nil)
 var _ Upstream = (*Gateway)(nil)
 
+// UnservedHeader marks a gateway's 503 that refused a call without
+// processing it (a follower, with [gateway.ha] followers_serve = false):
+// the terminal moves to its next gateway, even with a dynamic code. A 503
+// without it may come from a proxy that forwarded the call: its outcome
+// is unknown.
+const UnservedHeader = "X-Scanagent-Unserved"
+
 // GatewayOptions configures a terminal's gateway client.
 type GatewayOptions struct {
+	// URLs are the gateways, most preferred first; URL is the one-gateway
+	// form, used when URLs is empty.
 	URL             string
+	URLs            []string
 	Token           string
 	HTTP            *http.Client
 	Retries         int
@@ -45,11 +56,16 @@ type GatewayOptions struct {
 	Now             func() time.Time
 }
 
-// Gateway is a terminal's client of a scanagent gateway: the same methods
-// as EHC, and no appSecret.
+// Gateway is a terminal's client of scanagent gateways: the same methods
+// as EHC, and no appSecret. With several gateways each has its own
+// breaker; a call that cannot reach one (connection error, timeout, 503)
+// moves on to the next, and the first whose breaker is closed is always
+// tried first, so the terminal returns to its preferred gateway once a
+// trial call after the breaker's cooldown succeeds.
 type Gateway struct {
-	o    GatewayOptions
-	gate *gate
+	o     GatewayOptions
+	urls  []string
+	gates []*gate
 }
 
 // NewGateway returns a gateway client.
@@ -58,21 +74,123 @@ func NewGateway(o GatewayOptions) *Gateway {
 		o.Now = time.Now
 	}
 	o.HTTP = withoutRedirects(o.HTTP)
-	return &Gateway{o: o, gate: newGate(o.BreakerFailures, o.BreakerCooldown, time.Hour, o.Now)}
+	urls := o.URLs
+	if len(urls) == 0 {
+		urls = []string{o.URL}
+	}
+	c := &Gateway{o: o, urls: urls}
+	for range urls {
+		c.gates = append(c.gates, newGate(o.BreakerFailures, o.BreakerCooldown, time.Hour, o.Now))
+	}
+	return c
 }
 
-// Status reports the breaker state towards the gateway.
-func (c *Gateway) Status() Status { return Status{Mode: "gateway", GateState: c.gate.state()} }
+// GatewayState is one gateway's breaker, for status pages.
+type GatewayState struct {
+	URL string `json:"url"`
+	GateState
+}
 
-func (c *Gateway) call(ctx context.Context, api, path string, in, out any) error {
-	p, err := c.gate.allow(api)
-	if err != nil {
-		return err
+// Status reports the breaker towards the gateway in use (the first whose
+// breaker is closed; the first when all are open) and, with several,
+// each gateway's.
+func (c *Gateway) Status() Status {
+	states := make([]GateState, len(c.gates))
+	for i, g := range c.gates {
+		states[i] = g.state()
 	}
+	s := Status{Mode: "gateway", GateState: states[0]}
+	for _, st := range states {
+		if !st.BreakerOpen {
+			s.GateState = st
+			break
+		}
+	}
+	if len(c.urls) > 1 {
+		for i, st := range states {
+			s.Gateways = append(s.Gateways, GatewayState{URL: bareGatewayURL(c.urls[i]), GateState: st})
+		}
+	}
+	return s
+}
+
+// bareGatewayURL is u without credentials, query or fragment.
+func bareGatewayURL(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return bareURL(p)
+	}
+	return u
+}
+
+// call makes the call on the first gateway that answers it. sendOnce
+// (a dynamic code, which the platform may consume) moves on only after
+// an attempt that surely was not processed. requestID, when set, is the
+// queued record's: an attempt whose outcome is unknown is repeated with
+// it on the next gateway, and the platform's 10054 to the repeat means
+// the first was processed (SPEC §4).
+func (c *Gateway) call(ctx context.Context, api, path, requestID string, sendOnce bool, in, out any) error {
+	var err error
+	unknown := false // an earlier attempt of this call may have been processed
+	for i := range c.urls {
+		p, gerr := c.gates[i].allow(api)
+		if gerr != nil {
+			if err == nil {
+				err = gerr
+			}
+			continue // breaker open: the next gateway
+		}
+		var moveOn bool
+		moveOn, err = c.attempt(ctx, p, i, api, path, in, out)
+		if !moveOn || ctx.Err() != nil {
+			break
+		}
+		if e, ok := card.AsError(err); ok && e.Unknown {
+			if sendOnce {
+				break
+			}
+			unknown = true
+		}
+	}
+	if unknown && requestID != "" {
+		return replayed(err)
+	}
+	return err
+}
+
+// attempt calls gateway i; moveOn says the gateway could not be reached
+// or refused to serve, so the next one should be tried.
+func (c *Gateway) attempt(ctx context.Context, p *pass, i int, api, path string, in, out any) (moveOn bool, err error) {
 	defer p.release() // frees a half-open trial however the call ends
-	err = c.once(ctx, api, path, in, out)
+	a, err := c.post(ctx, api, c.urls[i], path, in)
+	if err == nil {
+		moveOn, err = c.interpret(api, c.urls[i], path, a, out)
+	} else {
+		moveOn = true
+	}
 	if ctx.Err() == nil {
 		p.record(err)
+	}
+	return moveOn, err
+}
+
+// replayed is the outcome of a queued record's call in which an earlier
+// attempt's outcome was unknown and a later one, on another gateway,
+// reused its requestId. 10054 means the earlier attempt was processed:
+// delivered. A failure that says nothing of the earlier attempt (a fault,
+// a refused token, a rate limit) leaves the outcome unknown, so the outbox
+// keeps the requestId.
+func replayed(err error) error {
+	e, ok := card.AsError(err)
+	if !ok {
+		return err
+	}
+	switch e.Class {
+	case card.Duplicate:
+		return nil
+	case card.Retryable, card.TokenExpired, card.RateLimited:
+		cp := *e
+		cp.Class, cp.Unknown = card.Retryable, true
+		return &cp
 	}
 	return err
 }
@@ -82,19 +200,11 @@ func gwError(api string, unknown bool, msg string, err error) *card.Error {
 	return &card.Error{API: api, Class: card.Retryable, Msg: "gateway: " + msg, Err: err, Unknown: unknown, Unavailable: true}
 }
 
-func (c *Gateway) once(ctx context.Context, api, path string, in, out any) error {
-	a, err := c.post(ctx, api, path, in)
-	if err != nil {
-		return err
-	}
-	return c.interpret(api, path, a, out)
-}
-
 // post sends in to the gateway; a transport fault is card.Retryable, Unknown
 // once the request was written; a redirect is not followed.
-func (c *Gateway) post(ctx context.Context, api, path string, in any) (httpAnswer, error) {
+func (c *Gateway) post(ctx context.Context, api, base, path string, in any) (httpAnswer, error) {
 	body, _ := json.Marshal(in)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.o.URL, "/")+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+path, bytes.NewReader(body))
 	if err != nil {
 		return httpAnswer{}, &card.Error{API: api, Class: card.Fatal, Msg: "bad gateway URL", Err: err}
 	}
@@ -114,57 +224,64 @@ func (c *Gateway) post(ctx context.Context, api, path string, in any) (httpAnswe
 	if err != nil || len(data) > MaxResponse {
 		return httpAnswer{}, gwError(api, true, "reading answer failed", err)
 	}
-	return httpAnswer{status: resp.StatusCode, location: redirectTarget(resp), data: data}, nil
+	return httpAnswer{status: resp.StatusCode, location: redirectTarget(resp), data: data, unserved: resp.Header.Get(UnservedHeader) != ""}, nil
 }
 
-// interpret turns the gateway's answer into nil or an *card.Error. The gateway
-// answers 200 (or 400 for a malformed request) with a JSON envelope; any
-// other 5xx, 429 or 408 comes from something in between that may have
-// forwarded the request, so its outcome is unknown.
-func (c *Gateway) interpret(api, path string, a httpAnswer, out any) error {
+// interpret turns the gateway's answer into nil or an *card.Error, and
+// whether the next gateway should be tried. The gateway answers 200 (or
+// 400 for a malformed request) with a JSON envelope; a 503 marked
+// UnservedHeader was not processed; any other 5xx, 429 or 408 comes from
+// something in between that may have forwarded the request, so its
+// outcome is unknown (502, 503 and 504 also move on: the gateway behind
+// it is unreachable).
+func (c *Gateway) interpret(api, base, path string, a httpAnswer, out any) (bool, error) {
 	switch {
 	case isRedirect(a.status):
-		return &card.Error{API: api, Class: card.Fatal, Msg: "gateway: " + redirectMsg(a.status, strings.TrimRight(c.o.URL, "/")+path, a.location) + ": check platform.gateway_url"}
+		return false, &card.Error{API: api, Class: card.Fatal, Msg: "gateway: " + redirectMsg(a.status, strings.TrimRight(base, "/")+path, a.location) + ": check platform.gateway_url"}
 	case a.status == http.StatusUnauthorized:
-		return &card.Error{API: api, Class: card.Fatal, Msg: "gateway refused this terminal's token (check platform.gateway_token)"}
+		return false, &card.Error{API: api, Class: card.Fatal, Msg: "gateway refused this terminal's token (check platform.gateway_token)"}
+	case a.status == http.StatusServiceUnavailable && a.unserved:
+		return true, gwError(api, false, "HTTP 503: this gateway does not serve now (a follower)", nil)
 	case a.status >= 500, a.status == http.StatusTooManyRequests, a.status == http.StatusRequestTimeout:
-		return gwError(api, true, fmt.Sprintf("HTTP %d (the request may have been processed)", a.status), nil)
+		moveOn := a.status == http.StatusBadGateway || a.status == http.StatusServiceUnavailable || a.status == http.StatusGatewayTimeout
+		return moveOn, gwError(api, true, fmt.Sprintf("HTTP %d (the request may have been processed)", a.status), nil)
 	case a.status != http.StatusOK && a.status != http.StatusBadRequest:
-		return &card.Error{API: api, Class: card.Fatal, Msg: fmt.Sprintf("gateway: HTTP %d (check platform.gateway_url)", a.status)}
+		return false, &card.Error{API: api, Class: card.Fatal, Msg: fmt.Sprintf("gateway: HTTP %d (check platform.gateway_url)", a.status)}
 	}
 	var ans struct {
 		Result json.RawMessage `json:"result"`
 		Error  *card.Error     `json:"error"`
 	}
 	if err := json.Unmarshal(a.data, &ans); err != nil {
-		return gwError(api, true, "answer is not JSON", nil)
+		return false, gwError(api, true, "answer is not JSON", nil)
 	}
 	if ans.Error != nil {
-		return ans.Error
+		return false, ans.Error
 	}
 	if out != nil && len(ans.Result) > 0 {
 		if err := json.Unmarshal(ans.Result, out); err != nil {
-			return gwError(api, true, "answer has an unexpected shape", err)
+			return false, gwError(api, true, "answer has an unexpected shape", err)
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // Verify asks the gateway to verify r.
 func (c *Gateway) Verify(ctx context.Context, r card.Request) (card.Identity, error) {
-	return retry(ctx, c.o.Retries, r.Kind == card.KindEHCDynamic, func() (card.Identity, error) {
+	once := r.Kind == card.KindEHCDynamic
+	return retry(ctx, c.o.Retries, once, func() (card.Identity, error) {
 		var id card.Identity
-		err := c.call(ctx, "verify", gwVerify, r, &id)
+		err := c.call(ctx, "verify", gwVerify, "", once, r, &id)
 		return id, err
 	})
 }
 
 // ReportHISData forwards a usage report.
 func (c *Gateway) ReportHISData(ctx context.Context, r card.Report, requestID string) error {
-	return c.call(ctx, APIReportHISData, gwReport, map[string]any{"requestId": requestID, "report": r}, nil)
+	return c.call(ctx, APIReportHISData, gwReport, requestID, false, map[string]any{"requestId": requestID, "report": r}, nil)
 }
 
 // BindCardRelation forwards a binding.
 func (c *Gateway) BindCardRelation(ctx context.Context, b card.Binding, requestID string) error {
-	return c.call(ctx, APIBindCardRelation, gwBind, map[string]any{"requestId": requestID, "binding": b}, nil)
+	return c.call(ctx, APIBindCardRelation, gwBind, requestID, false, map[string]any{"requestId": requestID, "binding": b}, nil)
 }

@@ -9,6 +9,23 @@ import (
 // tokenFetcher fetches a new appToken and its lifetime.
 type tokenFetcher func(ctx context.Context) (token string, ttl time.Duration, err error)
 
+// tokens is where the client's appToken comes from: the tokenHolder of a
+// client that is the only one of its appId, or sharedTokens on one of
+// several gateways that share a token (token_shared.go).
+type tokens interface {
+	// Token returns a live token.
+	Token(ctx context.Context) (string, error)
+	// Invalidate reports that the platform refused tok (21003/21004).
+	Invalidate(tok string)
+	// Age is how old the current token is (0 without one).
+	Age() time.Duration
+}
+
+var (
+	_ tokens = (*tokenHolder)(nil)
+	_ tokens = (*sharedTokens)(nil)
+)
+
 // tokenHolder holds the appToken: fetched lazily, refreshed after 90% of its
 // lifetime, single-flight (one getAppToken however many callers wait), and
 // invalidated when the platform calls it dead.
