@@ -11,6 +11,7 @@
 #   lintian              the .debs' check
 #   curl                 the demo and the package smoke test
 #   chromium             the browser test of the local API and the status page
+#   fonts-wqy-microhei   Chinese glyphs for the status page's screenshots
 #   systemd              systemd-analyze, to verify the packaged unit (not run as init)
 #   etcd-server          a real etcd for the [gateway.ha] tests (internal/ha, test/e2e TestHAGateways)
 set -euo pipefail
@@ -29,6 +30,8 @@ have msibuild && have msiinfo || need+=(msitools)
 have x86_64-w64-mingw32-gcc && have x86_64-w64-mingw32-windres || need+=(gcc-mingw-w64-x86-64)
 have wine64 || [ -x /usr/lib/wine/wine64 ] || need+=(wine64)
 have chromium || need+=(chromium)
+# A CJK font: the status page is Chinese by default; without one its screenshots show boxes.
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 have systemd-analyze || need+=(systemd)
 [ -x /usr/bin/etcd ] || need+=(etcd-server)
 if [ ${#need[@]} -gt 0 ]; then

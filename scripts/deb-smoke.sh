@@ -42,7 +42,8 @@ else
   scanagent start >/dev/null
   answers() { curl -fsS http://127.0.0.1:8470/v1/status 2>/dev/null | grep -q "$1"; }
   for _ in $(seq 150); do answers '"configured":false' && break; sleep 0.1; done
-  check "service running" "scanagent status | grep -q running"
+  # `status` exits 1 while the configuration is not filled in (0 ok, 1 degraded or not configured, 2 critical or down).
+  check "service running, status: not configured (exit 1)" "scanagent status >/tmp/scanagent-status.txt; [ \$? = 1 ] && grep -q '^service .*running' /tmp/scanagent-status.txt && grep -q 'NOT CONFIGURED' /tmp/scanagent-status.txt"
   check "agent answers: not configured yet, idle" "answers '\"configured\":false'"
   check "idle: no outbox yet" "! test -e /var/lib/scanagent/outbox.db"
   # Configured (the demo's sample: a platform on loopback), restarted.

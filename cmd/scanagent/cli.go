@@ -31,14 +31,28 @@ type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
-// ExitCode maps Run's error to a process exit status: 0 ok, 2 usage, 1 else.
+// ExitError ends a command with Code; Msg, when not empty, is printed on
+// stderr. `status` (0 ok, 1 degraded, 2 critical or down) and `doctor`
+// use it after printing their own report.
+type ExitError struct {
+	Code int
+	Msg  string
+}
+
+func (e *ExitError) Error() string { return e.Msg }
+
+// ExitCode maps Run's error to a process exit status: 0 ok, 2 usage, an
+// ExitError's code, 1 else.
 func ExitCode(err error) int {
 	var ue *UsageError
+	var ee *ExitError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
 		return 2
+	case errors.As(err, &ee):
+		return ee.Code
 	}
 	return 1
 }
@@ -61,7 +75,8 @@ func commands() map[string]command {
 		"start":       {summary: "start the system service", run: cmdService("start")},
 		"stop":        {summary: "stop the system service (drains in-flight scans)", run: cmdService("stop")},
 		"restart":     {summary: "restart the system service", run: cmdService("restart")},
-		"status":      {summary: "service state and, with -c FILE, the running agent's summary", run: cmdService("status")},
+		"status":      {summary: "the agent's health: exit 0 ok, 1 degraded or not configured, 2 critical or down (--json)", run: cmdStatus},
+		"doctor":      {summary: "check a configuration and this machine: doctor -c FILE [--token-check]", run: cmdDoctor},
 		"service-run": {summary: "run under the service manager (used by install)", run: cmdServiceRun},
 		"config": {summary: "configuration tools", sub: map[string]command{
 			"sample": {summary: "print the annotated sample configuration", run: cmdConfigSample},
@@ -82,17 +97,26 @@ func Run(ctx context.Context, args []string, sio IO) error {
 func dispatch(ctx context.Context, path string, cmds map[string]command, args []string, sio IO) error {
 	if len(args) == 0 {
 		usage(sio.Err, path, cmds)
-		return &UsageError{Msg: "missing command"}
+		return &UsageError{Msg: "missing command: run 'scanagent help' for the list"}
 	}
 	name := args[0]
 	if name == "help" || name == "-h" || name == "--help" || name == "-help" {
 		usage(sio.Out, path, cmds)
 		return nil
 	}
+	if path == "scanagent" && (name == "--version" || name == "-version" || name == "-v") {
+		name = "version"
+	}
 	c, ok := cmds[name]
 	if !ok {
 		usage(sio.Err, path, cmds)
-		return &UsageError{Msg: fmt.Sprintf("%s: unknown command %q", path, name)}
+		// main prefixes every message with "scanagent: "; a subcommand
+		// group names itself.
+		where := strings.TrimPrefix(strings.TrimPrefix(path, "scanagent"), " ")
+		if where != "" {
+			where += ": "
+		}
+		return &UsageError{Msg: fmt.Sprintf("%sunknown command %q: run '%s help' for the list", where, name, path)}
 	}
 	if c.sub != nil {
 		return dispatch(ctx, path+" "+name, c.sub, args[1:], sio)
@@ -131,7 +155,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return &UsageError{Msg: err.Error()}
+		return &UsageError{Msg: fmt.Sprintf("%s: %v (run 'scanagent %s -h' for its flags)", fs.Name(), err, fs.Name())}
 	}
 	return nil
 }
@@ -147,7 +171,7 @@ func parseAll(fs *flag.FlagSet, args []string) error {
 func noArgs(fs *flag.FlagSet) error {
 	if fs.NArg() > 0 {
 		fs.Usage()
-		return &UsageError{Msg: fmt.Sprintf("%s: unexpected arguments: %s", fs.Name(), strings.Join(fs.Args(), " "))}
+		return &UsageError{Msg: fmt.Sprintf("%s: unexpected arguments: %s (run 'scanagent %s -h' for its usage)", fs.Name(), strings.Join(fs.Args(), " "), fs.Name())}
 	}
 	return nil
 }

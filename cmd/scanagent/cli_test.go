@@ -110,9 +110,11 @@ func TestPortsJSON(t *testing.T) {
 // install validates the configuration before touching the service manager.
 func TestInstallRefusesBadConfig(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.toml")
-	os.WriteFile(bad, []byte("[platform]\nmode = \"direct\"\n"), 0o600)
+	// Half the credentials: invalid (none at all is "not configured yet",
+	// which installs and idles).
+	os.WriteFile(bad, []byte("[platform]\nmode = \"direct\"\napp_id = \"a1a2e0bde41574ad8ea9a4bb58022oop\"\n"), 0o600)
 	r := run(t, "", nil, "install", "-c", bad)
-	if r.code != 1 || !strings.Contains(r.err, "does not validate") || !strings.Contains(r.err, "platform.app_id: required") {
+	if r.code != 1 || !strings.Contains(r.err, "does not validate") || !strings.Contains(r.err, "platform.app_secret: required") {
 		t.Fatalf("install with a bad config: %+v", r)
 	}
 	if r := run(t, "", nil, "install"); r.code != 2 || !strings.Contains(r.err, "-c FILE is required") {

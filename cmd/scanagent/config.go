@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 
 	"scanagent/configs"
@@ -34,9 +35,19 @@ func configFlag(fs *flag.FlagSet) *string {
 
 func loadConfig(path string, sio IO) (config.Config, error) {
 	if path == "" {
-		return config.Config{}, &UsageError{Msg: "missing -c FILE"}
+		return config.Config{}, &UsageError{Msg: "missing -c FILE: name the configuration file, e.g. -c " + defaultConfigPath()}
 	}
-	return config.LoadEnv(path, sio.Env)
+	cfg, err := config.LoadEnv(path, sio.Env)
+	switch {
+	case err == nil:
+	case errors.Is(err, os.ErrNotExist):
+		err = fmt.Errorf("%w (check the path; the packages install %s)", err, defaultConfigPath())
+	case errors.Is(err, os.ErrPermission):
+		err = fmt.Errorf("%w (the configuration holds secrets: run as root, or from an Administrator prompt on Windows)", err)
+	case errors.As(err, new(config.Errors)):
+		err = fmt.Errorf("%w\nfix the lines above (scanagent config check -c %s lists them)", err, path)
+	}
+	return cfg, err
 }
 
 // configCommand parses the flags of a command that takes only -c FILE and
@@ -59,7 +70,7 @@ func cmdConfigCheck(_ context.Context, args []string, sio IO) error {
 			for _, e := range errs {
 				fmt.Fprintln(sio.Out, e)
 			}
-			return fmt.Errorf("%s: %d problem(s)", path, len(errs))
+			return fmt.Errorf("%s: %d problem(s): fix the lines above, then run config check again", path, len(errs))
 		}
 		return err
 	}

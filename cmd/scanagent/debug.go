@@ -29,7 +29,7 @@ func cmdDebugSign(_ context.Context, args []string, sio IO) error {
 	if *in != "" && *in != "-" {
 		f, err := os.Open(*in)
 		if err != nil {
-			return fmt.Errorf("debug sign: %w", err)
+			return fmt.Errorf("debug sign: %w (check the --in path, or pipe the body on stdin)", err)
 		}
 		defer f.Close()
 		r = f
@@ -40,7 +40,7 @@ func cmdDebugSign(_ context.Context, args []string, sio IO) error {
 	}
 	body, err := sign.ParseBody(data)
 	if err != nil {
-		return fmt.Errorf("debug sign: %w", err)
+		return fmt.Errorf("debug sign: %w (give a captured request body: {\"commonIn\":{...},\"req\":{...}})", err)
 	}
 	text := sign.Text(body.CommonIn, body.Req)
 	fmt.Fprintln(sio.Out, text)

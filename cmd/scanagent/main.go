@@ -3,7 +3,7 @@
 // card usage through a durable outbox.
 //
 // This package is the command line: one file per command group (run,
-// service, queue, config, debug, ports), flag parsing and output
+// service, status, doctor, queue, config, debug, ports), flag parsing and output
 // formatting. The agent itself is built, run, reloaded and stopped by
 // internal/agent; main only wires.
 package main
@@ -26,7 +26,7 @@ func main() {
 	sio.Hangup = hup
 	err := Run(ctx, os.Args[1:], sio)
 	stop()
-	if err != nil && ExitCode(err) != 0 {
+	if err != nil && ExitCode(err) != 0 && err.Error() != "" {
 		fmt.Fprintln(os.Stderr, "scanagent:", err)
 	}
 	os.Exit(ExitCode(err))

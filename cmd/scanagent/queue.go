@@ -44,7 +44,8 @@ func openQueueFor(path string, readOnly bool, sio IO) (*queue.Queue, error) {
 	q, err := queue.Open(o)
 	if err != nil {
 		if errors.Is(err, queue.ErrLocked) {
-			return nil, fmt.Errorf("%w\nthe running agent holds the outbox: read its state with `curl http://%s/v1/status`, or stop the service to use this command", err, cfg.HIS.API.Listen)
+			return nil, fmt.Errorf("%w\nthe running agent holds the outbox: read its state with `scanagent status -c %s` (or %s/v1/status), or stop the service to use this command",
+				err, path, apiOf(cfg.HIS.API, 0).base)
 		}
 		return nil, err
 	}
@@ -164,7 +165,7 @@ func cmdQueueRetry(_ context.Context, args []string, sio IO) error {
 		}
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			return &UsageError{Msg: fmt.Sprintf("queue retry: bad --seq %q", s)}
+			return &UsageError{Msg: fmt.Sprintf("queue retry: bad --seq %q: give the SEQ numbers `scanagent queue list --dead` shows, e.g. --seq 12,15", s)}
 		}
 		ids = append(ids, n)
 	}

@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -144,16 +140,13 @@ func cmdService(action string) func(context.Context, []string, IO) error {
 			}
 			// Refuse to install a service that cannot start.
 			if cfg, err = config.LoadEnv(abs, sio.Env); err != nil {
-				return fmt.Errorf("install: the configuration does not validate:\n%w", err)
+				return fmt.Errorf("install: the configuration does not validate:\n%w\nfix it (scanagent config check -c %s), then install again", err, abs)
 			}
 			cfgPath = abs
 		}
 		s, err := service.New(&program{}, serviceConfig(cfgPath))
 		if err != nil {
 			return err
-		}
-		if action == "status" {
-			return serviceStatus(s, *path, sio)
 		}
 		if err := service.Control(s, action); err != nil {
 			return fmt.Errorf("%s: %w%s", action, err, privilegeHint())
@@ -176,47 +169,4 @@ func privilegeHint() string {
 		return " (run as root, e.g. with sudo)"
 	}
 	return ""
-}
-
-// serviceStatus prints the service manager's view and, given the config,
-// the running agent's own summary from its local API.
-func serviceStatus(s service.Service, cfgPath string, sio IO) error {
-	st, err := s.Status()
-	state := map[service.Status]string{service.StatusRunning: "running", service.StatusStopped: "stopped"}[st]
-	switch {
-	case errors.Is(err, service.ErrNotInstalled):
-		state = "not installed"
-	case errors.As(err, new(*exec.ExitError)):
-		state = "stopped" // SysV status scripts exit non-zero when not running
-	case err != nil:
-		state = "unknown (" + err.Error() + ")"
-	}
-	fmt.Fprintf(sio.Out, "service: %s (%s)\n", state, service.ChosenSystem().String())
-	if cfgPath == "" {
-		return nil
-	}
-	cfg, err := loadConfig(cfgPath, sio)
-	if err != nil || !cfg.HIS.API.Enabled {
-		return err
-	}
-	client := &http.Client{Timeout: 2 * time.Second}
-	req, _ := http.NewRequest("GET", "http://"+cfg.HIS.API.Listen+"/v1/status", nil)
-	if t := cfg.HIS.API.Token.Reveal(); t != "" {
-		req.Header.Set("Authorization", "Bearer "+t)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		fmt.Fprintf(sio.Out, "agent: not answering on %s (%v)\n", cfg.HIS.API.Listen, err)
-		return nil
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		return fmt.Errorf("agent status: %w", err)
-	}
-	for _, k := range []string{"version", "uptime", "terminal", "scans", "sources", "platform", "queue"} {
-		b, _ := json.Marshal(m[k])
-		fmt.Fprintf(sio.Out, "%-9s %s\n", k+":", b)
-	}
-	return nil
 }

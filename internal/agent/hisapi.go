@@ -9,6 +9,7 @@ import (
 	"scanagent/internal/card"
 	"scanagent/internal/code"
 	"scanagent/internal/his"
+	"scanagent/internal/verify"
 	"scanagent/internal/visit"
 )
 
@@ -57,12 +58,13 @@ func checkIDNumber(s string) error {
 // status is the agent's state for /v1/status and the status page.
 func (a *agent) status() map[string]any {
 	st := a.pipe.Stats()
+	in := healthInput{Now: time.Now(), Sources: a.sup.States()}
 	m := map[string]any{
 		"version":  buildinfo.Version,
 		"terminal": a.cfg.Agent.TerminalID,
 		"started":  a.started,
 		"uptime":   time.Since(a.started).Round(time.Second).String(),
-		"sources":  a.sup.States(),
+		"sources":  in.Sources,
 		"scans": map[string]int64{"total": st.Scans.Load(), "verified": st.Verified.Load(), "unverified": st.Unverified.Load(),
 			"rejected": st.Rejected.Load(), "failed": st.Failed.Load(), "suppressed": st.Suppressed.Load(),
 			"reportsQueued": st.Reports.Load(), "reportsRefused": st.ReportsRefused.Load()},
@@ -71,22 +73,34 @@ func (a *agent) status() map[string]any {
 	for _, name := range a.pipe.SinkNames() {
 		s := a.pipe.SinkStats()[name]
 		sinks[name] = map[string]int64{"delivered": s.Delivered.Load(), "failed": s.Failed.Load()}
+		if name != "api" {
+			in.Sinks = append(in.Sinks, sinkHealth{Name: name, Failing: watchedSinks.look(s), Failed: s.Failed.Load()})
+		}
 	}
 	m["his"] = sinks
 	m["setup"] = a.setupStatus()
 	if a.platform != nil {
 		ps := a.platform.Status()
-		m["platform"] = map[string]any{"mode": ps.Mode, "tokenAge": ps.TokenAge.Round(time.Second).String(), "breakerOpen": ps.BreakerOpen,
+		in.Platform = &ps
+		m["platform"] = map[string]any{"mode": ps.Mode, "tokenAge": ps.TokenAge.Round(time.Second).String(), "hasToken": ps.TokenAge > 0, "breakerOpen": ps.BreakerOpen,
 			"openUntil": ps.OpenUntil, "consecutiveFailures": ps.Failures, "pausedUntil": ps.Paused, "lastError": ps.LastError}
 	} else {
 		m["platform"] = map[string]any{"mode": "off"}
 	}
 	if a.outbox != nil {
 		qs := a.outbox.Stats()
+		in.Queue = &qs
 		m["queue"] = map[string]any{"depth": qs.Depth(), "pending": qs.Pending, "oldestAge": qs.OldestAge.Round(time.Second).String(),
 			"dead": qs.Dead, "delivered": qs.Delivered, "duplicates": qs.Duplicates, "retries": qs.Retries, "dropped": qs.Dropped,
 			"lastError": qs.LastError, "pausedUntil": qs.PausedUntil, "alerts": qs.Alerts, "fileSize": qs.FileSize,
-			"recovery": qs.Recovery, "space": qs.Space}
+			"recovery": qs.Recovery, "space": qs.Space, "oldestAgeSeconds": int64(qs.OldestAge / time.Second)}
 	}
+	if s, ok := a.skm.(interface{ Status() verify.SKMStatus }); ok {
+		ss := s.Status()
+		in.SKM = &ss
+		m["skm"] = ss
+	}
+	in.Setup = setupOf(m["setup"])
+	m["health"] = evaluate(in)
 	return m
 }

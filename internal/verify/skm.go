@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -42,6 +43,39 @@ type SKMOptions struct {
 type SKM struct {
 	o      SKMOptions
 	cipher skmCipher
+	last   atomic.Pointer[SKMStatus] // nil: no failure since the last answer
+}
+
+// SKMStatus is the client's state for status pages: LastError is the last
+// call's failure while the service cannot be used (unreachable, or it
+// refuses the configuration), since Since; empty once it answers again. A
+// code the service refuses is an answer, not a failure.
+type SKMStatus struct {
+	LastError string    `json:"lastError,omitempty"`
+	Since     time.Time `json:"since,omitzero"`
+}
+
+// Status returns the client's state.
+func (s *SKM) Status() SKMStatus {
+	if p := s.last.Load(); p != nil {
+		return *p
+	}
+	return SKMStatus{}
+}
+
+// note keeps the outcome of a call for Status.
+func (s *SKM) note(ctx context.Context, err error) {
+	switch c := card.ClassOf(err); {
+	case ctx.Err() != nil: // the caller gave up: nothing learnt
+	case err == nil || c == card.Rejected:
+		s.last.Store(nil)
+	default:
+		st := SKMStatus{LastError: err.Error(), Since: s.o.Now()}
+		if p := s.last.Load(); p != nil {
+			st.Since = p.Since
+		}
+		s.last.Store(&st)
+	}
 }
 
 // NewSKM returns a client.
@@ -87,9 +121,12 @@ func (s *SKM) post(ctx context.Context, api, path string, body map[string]string
 	}
 	data, err := s.send(ctx, api, path, body)
 	if err != nil {
+		s.note(ctx, err)
 		return card.Identity{}, err
 	}
-	return s.identity(api, data)
+	id, err := s.identity(api, data)
+	s.note(ctx, err)
+	return id, err
 }
 
 func skmError(api string, class card.Class, msg string, err error) *card.Error {

@@ -32,10 +32,74 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// chromiumArgs are the flags of every headless run.
+func chromiumArgs(t *testing.T) []string {
+	return []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir=" + t.TempDir()}
+}
+
+// dumpDOM renders url in Chromium, lets its scripts run 5 s of virtual
+// time, and returns the DOM. lang, when set, is the browser's language
+// (what it sends as Accept-Language and shows as navigator.languages;
+// headless Chromium ignores --lang and says en-US without it).
+func dumpDOM(t *testing.T, bin, url, lang string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := append(chromiumArgs(t), "--virtual-time-budget=5000", "--dump-dom")
+	if lang != "" {
+		args = append(args, "--accept-lang="+lang)
+	}
+	out, err := exec.CommandContext(ctx, bin, append(args, url)...).Output()
+	if err != nil {
+		t.Fatalf("chromium --dump-dom %s: %v", url, err)
+	}
+	return string(out)
+}
+
+// screenshot saves url rendered at 1280×900 as name under t.TempDir(),
+// and copies it to $SCANAGENT_SCREENSHOTS when that is set; it returns
+// the saved path.
+func screenshot(t *testing.T, bin, url, name, lang string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	path := filepath.Join(t.TempDir(), name)
+	args := append(chromiumArgs(t), "--virtual-time-budget=5000", "--hide-scrollbars", "--window-size=1280,900", "--screenshot="+path)
+	if lang != "" {
+		args = append(args, "--accept-lang="+lang)
+	}
+	if out, err := exec.CommandContext(ctx, bin, append(args, url)...).CombinedOutput(); err != nil {
+		t.Fatalf("chromium --screenshot %s: %v\n%s", url, err, out)
+	}
+	png, err := os.ReadFile(path)
+	if err != nil || len(png) < 1000 || string(png[1:4]) != "PNG" {
+		t.Fatalf("screenshot %s: %d bytes, %v", path, len(png), err)
+	}
+	if dir := screenshotDir(); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", filepath.Join(dir, name))
+	}
+	return path
+}
+
+// screenshotDir is where screenshots are kept beyond the test
+// (SCANAGENT_SCREENSHOTS; SCANAGENT_SCREENSHOT_DIR, its old name, too).
+func screenshotDir() string {
+	if d := os.Getenv("SCANAGENT_SCREENSHOTS"); d != "" {
+		return d
+	}
+	return os.Getenv("SCANAGENT_SCREENSHOT_DIR")
+}
+
 // headless starts Chromium on url; it runs until the test ends.
 func headless(t *testing.T, bin, url string, extra ...string) {
-	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir=" + t.TempDir()}, extra...)
+	args := append(chromiumArgs(t), extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, append(args, url)...)
 	if err := cmd.Start(); err != nil {
@@ -111,22 +175,15 @@ sending_facility = "E2E"`, allowed.URL, allowed.URL, mllp.Addr().String())
 	}
 
 	// The status page, rendered by Chromium, shows the scan masked.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	dom, err := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-		"--user-data-dir="+t.TempDir(), "--virtual-time-budget=5000", "--dump-dom", api+"/").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(dom), "龙*英") || strings.Contains(string(dom), "龙小英") || !strings.Contains(string(dom), "connected") {
+	dom := dumpDOM(t, bin, api+"/", "zh-CN")
+	if !strings.Contains(dom, "龙*英") || strings.Contains(dom, "龙小英") || !strings.Contains(dom, "已连接") {
 		t.Fatalf("status page DOM lacks the masked scan or shows it unmasked:\n%s", dom)
 	}
-	if shot := os.Getenv("SCANAGENT_SCREENSHOT_DIR"); shot != "" {
-		exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-			"--user-data-dir="+t.TempDir(), "--virtual-time-budget=5000", "--window-size=1100,800",
-			"--screenshot="+filepath.Join(shot, "status.png"), api+"/").Run()
-		exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-			"--user-data-dir="+t.TempDir(), "--timeout=3000", "--window-size=900,400",
-			"--screenshot="+filepath.Join(shot, "fakehis.png"), allowed.URL+"/?agent="+api).Run()
+	if screenshotDir() != "" {
+		screenshot(t, bin, api+"/", "status.png", "zh-CN")
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		exec.CommandContext(ctx, bin, append(chromiumArgs(t), "--timeout=3000", "--window-size=900,400",
+			"--screenshot="+filepath.Join(screenshotDir(), "fakehis.png"), allowed.URL+"/?agent="+api)...).Run()
 	}
 }

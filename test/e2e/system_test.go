@@ -155,7 +155,7 @@ func TestFullSystem(t *testing.T) {
 	if status.Queue.Depth != 0 || status.Queue.Dead != 0 || status.Queue.Delivered != int64(reports) || status.Scans.Total != int64(n-restartAt) {
 		t.Fatalf("/v1/status %+v; want delivered %d (across the restart), scans %d (since it)", status, reports, n-restartAt)
 	}
-	out, err := exec.Command(binary, "status", "-c", cfgPath).CombinedOutput()
+	out, err := exec.Command(binary, "status", "--json", "-c", cfgPath).CombinedOutput()
 	if err != nil {
 		t.Fatalf("scanagent status: %v\n%s", err, out)
 	}
@@ -166,8 +166,8 @@ func TestFullSystem(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		dom, _ := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-			"--user-data-dir="+t.TempDir(), "--virtual-time-budget=5000", "--dump-dom", "http://"+apiAddr+"/").Output()
-		if !regexp.MustCompile(`<td>delivered</td><td>` + strconv.Itoa(reports) + `</td>`).Match(dom) {
+			"--user-data-dir="+t.TempDir(), "--virtual-time-budget=5000", "--accept-lang=en-US", "--dump-dom", "http://"+apiAddr+"/").Output()
+		if !regexp.MustCompile(`<th>Delivered</th><td>` + strconv.Itoa(reports) + `</td>`).Match(dom) {
 			t.Fatalf("status page does not show %d delivered:\n%s", reports, dom)
 		}
 	}
