@@ -2,6 +2,7 @@ package card
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 )
@@ -29,7 +30,7 @@ func TestErrorJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"api":"x","class":"quota_exceeded","message":"m"}`), &e); err != nil || e.Class != Retryable {
 		t.Fatalf("unknown class: %+v %v", e, err)
 	}
-	b, _ := json.Marshal(Error{Class: Rejected, Msg: "bad", Err: json.Unmarshal(nil, nil)})
+	b, _ := json.Marshal(Error{Class: Rejected, Msg: "bad", Err: errors.New("the cause stays here")})
 	if string(b) != `{"api":"","class":"rejected","message":"bad"}` {
 		t.Fatalf("minimal form: %s", b)
 	}
