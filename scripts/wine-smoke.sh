@@ -183,6 +183,10 @@ go run ./cmd/scanagent config sample --shipped >"$work/shipped.toml"
 expect "shipped configuration in ProgramData" "cmp -s '$pd/scanagent.toml' '$work/shipped.toml'"
 expect "service registered by the MSI" "w reg query '$svckey' /v ImagePath | grep -qF 'service-run -c \"C:\\ProgramData\\scanagent\\scanagent.toml\"'"
 expect "service started by the MSI" "msilog install.log | grep -q 'StartServices.*Return value 1'"
+# A fresh install runs the shipped configuration: not configured yet, so the
+# service idles with its status page up, and status exits 1 with the reason.
+eventually "fresh install idles: not configured yet" "curl -fsS http://127.0.0.1:8470/v1/status 2>/dev/null | grep -qF '\"configured\":false'"
+expect "status exits 1: not configured" "rc=0; sarun status -c 'C:\\ProgramData\\scanagent\\scanagent.toml' >'$work/status.txt' || rc=\$?; [ \$rc = 1 ] && grep -q 'NOT CONFIGURED' '$work/status.txt'"
 expect "recovery set by the MSI (sc.exe failure, after InstallServices)" \
   "msilog install.log | grep -q 'ScanagentRecovery.*Return value 1'"
 expect "event log source registered by the MSI" "w reg query '$evkey' /v EventMessageFile | grep -qF 'REG_EXPAND_SZ    %SystemRoot%\\System32\\EventCreate.exe'"
