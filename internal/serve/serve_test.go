@@ -1,6 +1,8 @@
 package serve
 
 import (
+	"bytes"
+	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
@@ -39,12 +41,26 @@ func TestAddRefusesBrokenTLSPair(t *testing.T) {
 	}
 }
 
+// Start serves on the bound address (logged as "listening"); stop closes it.
 func TestServeAndStop(t *testing.T) {
 	var g Group
 	g.Add(&http.Server{Addr: "127.0.0.1:0", Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })}, "", "")
-	stop, err := g.Start(zerolog.Nop())
+	var logs bytes.Buffer
+	stop, err := g.Start(zerolog.New(&logs))
 	if err != nil {
 		t.Fatal(err)
 	}
+	var line struct{ Addr, Message string }
+	if err := json.Unmarshal(logs.Bytes(), &line); err != nil || line.Message != "listening" {
+		t.Fatalf("log %q: %v", logs.String(), err)
+	}
+	resp, err := http.Get("http://" + line.Addr + "/")
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("served: %v %v", resp, err)
+	}
+	resp.Body.Close()
 	stop()
+	if _, err := http.Get("http://" + line.Addr + "/"); err == nil {
+		t.Fatal("still serving after stop")
+	}
 }

@@ -32,7 +32,7 @@ func (p *Pipeline) Resolve(ctx context.Context, sc card.Scan) card.Visit {
 	v.Kind = c.Kind
 	start := p.o.Now()
 	id, verified, slow, err := p.verifyWithin(ctx, c, sc.Source)
-	if p.o.EHC != nil && c.Kind.IsEHC() || p.o.SKM != nil && c.Kind == card.KindSKM {
+	if p.verifierFor(c.Kind) != nil {
 		v.PlatformLatency = float64(p.o.Now().Sub(start).Microseconds()) / 1000
 	}
 	switch {
@@ -61,7 +61,7 @@ func (p *Pipeline) Resolve(ctx context.Context, sc card.Scan) card.Visit {
 // hung platform still counts as failing and the breaker opens: the scans
 // after the first few then fail at once instead of each waiting the budget.
 func (p *Pipeline) verifyWithin(ctx context.Context, c card.Code, source string) (id card.Identity, verified, slow bool, err error) {
-	if p.o.Budget <= 0 || !(c.Kind.IsEHC() || c.Kind == card.KindSKM) {
+	if p.o.Budget <= 0 || p.verifierFor(c.Kind) == nil {
 		id, verified, err = p.verify(ctx, c, source)
 		return id, verified, false, err
 	}
@@ -83,6 +83,18 @@ func (p *Pipeline) verifyWithin(ctx context.Context, c card.Code, source string)
 	case <-t.C:
 		return card.Identity{}, false, true, errSlow
 	}
+}
+
+// verifierFor is the platform client that verifies kind, nil when none
+// does (ID numbers, custom codes) or its platform is switched off.
+func (p *Pipeline) verifierFor(kind card.Kind) Verifier {
+	switch {
+	case kind.IsEHC():
+		return p.o.EHC
+	case kind == card.KindSKM:
+		return p.o.SKM
+	}
+	return nil
 }
 
 // errSlow is a verification that outlasted the budget.
