@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"scanagent/internal/card"
+	"scanagent/internal/config"
 	"scanagent/internal/queue"
 	"scanagent/internal/verify"
 	"scanagent/internal/visit"
@@ -20,7 +21,8 @@ import (
 )
 
 // BenchmarkDrain measures the outbox drain rate through the real platform
-// client to the fake platform on loopback (target ≥ 2000 reports/s).
+// client to the fake platform on loopback (target ≥ 2000 reports/s), with
+// the shipped outbox options.
 func BenchmarkDrain(b *testing.B) {
 	fake := platform.New(platform.Config{})
 	srv := httptest.NewServer(fake.Handler())
@@ -29,7 +31,13 @@ func BenchmarkDrain(b *testing.B) {
 	ehc := verify.NewEHC(verify.EHCOptions{AppID: d.AppID, AppSecret: d.AppSecret, HospitalID: d.HospitalID,
 		BaseURL: srv.URL + strings.TrimSuffix(platform.APIPrefix, "/"), TokenURL: srv.URL + platform.TokenPath,
 		HTTP: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}, BreakerFailures: 5, BreakerCooldown: time.Second})
-	q, err := queue.Open(queue.Options{Path: filepath.Join(b.TempDir(), "q.db"), Concurrency: 8, Log: zerolog.Nop()})
+	cfg := config.Default() // the shipped outbox: concurrency, batch window, encryption with a generated key
+	cfg.Queue.Path = filepath.Join(b.TempDir(), "q.db")
+	o, err := queueOptions(cfg, true, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	q, err := queue.Open(o)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func (q *Queue) RetryDead(seqs ...uint64) (int, error) {
 	moved := map[string]int{}
 	movedBytes := map[string]int64{}
 	q.dbMu.RLock()
-	err := q.db.Update(func(tx *bolt.Tx) error {
+	err := q.update(func(tx *bolt.Tx) error {
 		moved, movedBytes = map[string]int{}, map[string]int64{}
 		db := tx.Bucket(bucketDead)
 		for _, k := range deadKeys(db, want) {
@@ -133,7 +133,7 @@ func countRevived(meta *bolt.Bucket, moved map[string]int, movedBytes map[string
 func (q *Queue) Purge(dead bool) (int, error) {
 	n := 0
 	q.dbMu.RLock()
-	err := q.db.Update(func(tx *bolt.Tx) error {
+	err := q.update(func(tx *bolt.Tx) error {
 		n = 0
 		var names [][]byte
 		_ = tx.ForEach(func(name []byte, b *bolt.Bucket) error {

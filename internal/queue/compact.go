@@ -124,7 +124,7 @@ func (q *Queue) pruneKeys() (int, error) {
 	n := 0
 	q.dbMu.RLock()
 	defer q.dbMu.RUnlock()
-	err := q.db.Update(func(tx *bolt.Tx) error {
+	err := q.update(func(tx *bolt.Tx) error {
 		n = 0
 		b := tx.Bucket(bucketIdem)
 		var old [][]byte

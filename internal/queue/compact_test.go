@@ -95,11 +95,7 @@ var errKilled = errors.New("killed")
 // kill stops q as the death of its process would: no cleanup, the file
 // (and its lock) let go.
 func kill(q *Queue) {
-	q.closeMu.Lock()
-	q.closed = true
-	q.closeMu.Unlock()
-	close(q.closing)
-	q.committer.Wait()
+	q.stopCommits()
 	q.db.Close()
 }
 

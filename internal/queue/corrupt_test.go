@@ -50,14 +50,14 @@ func newFixture(t *testing.T, n int) *fixture {
 	if err != nil || len(recs) != 20 {
 		t.Fatal(len(recs), err)
 	}
-	if err := q.markInFlight("report", recs); err != nil {
+	if err := q.prepare("report", recs); err != nil {
 		t.Fatal(err)
 	}
 	if err := q.settle("report", recs, repeat(Verdict{Outcome: Retry, Unknown: true, Reason: "timeout"}, len(recs))); err != nil {
 		t.Fatal(err)
 	}
 	binds, _, _ := q.due("bind", 10)
-	if err := q.markInFlight("bind", binds); err != nil {
+	if err := q.prepare("bind", binds); err != nil {
 		t.Fatal(err)
 	}
 	if err := q.settle("bind", binds, repeat(Verdict{Outcome: Dead, Reason: "10042"}, len(binds))); err != nil {

@@ -5,19 +5,20 @@ import (
 	"sync"
 	"time"
 
-	"scanagent/internal/card"
-
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
 )
 
-// Delivery: one loop per kind reads the records due, marks them in flight
-// (their requestIds on disk before anything is sent), sends them and
-// settles the verdicts (settle.go).
+// Delivery: per kind, a lane of Concurrency workers, each sending the next
+// record due as soon as it is free (lane.go); one settler applies the
+// verdicts of every lane in batches (settler.go). A record's requestId is
+// on disk before it is sent without a write of its own (ids.go).
 
-// Run delivers records through s until ctx ends, one loop per kind seen.
-// Records are dispatched in arrival order per kind, Concurrency at a time.
+// Run delivers records through s until ctx ends, one lane per kind seen.
+// Records are dispatched in arrival order per kind, Concurrency at a time;
+// a slow answer holds only the worker waiting for it.
 func (q *Queue) Run(ctx context.Context, s Sender) {
+	st := q.startSettler()
 	var wg sync.WaitGroup
 	started := map[string]bool{}
 	start := func(kind string) {
@@ -28,7 +29,7 @@ func (q *Queue) Run(ctx context.Context, s Sender) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			q.deliverKind(ctx, s, kind)
+			q.deliverKind(ctx, s, st, kind)
 		}()
 	}
 	newKind := q.notifyChan("")
@@ -41,6 +42,7 @@ func (q *Queue) Run(ctx context.Context, s Sender) {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
+			st.close() // settles what the lanes handed over
 			return
 		case <-newKind:
 		case <-tick.C:
@@ -88,88 +90,6 @@ func (q *Queue) notifyChan(kind string) chan struct{} {
 	return ch
 }
 
-// batchSize is how many records one round reads, marks and sends; while
-// the disk is full, few, so that a round fits the reserve.
-func (q *Queue) batchSize() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.space.full {
-		return q.o.Concurrency
-	}
-	return q.o.Concurrency * 16
-}
-
-func (q *Queue) deliverKind(ctx context.Context, s Sender, kind string) {
-	log := q.o.Log.With().Str("kind", kind).Logger()
-	wake := q.notifyChan(kind)
-	for ctx.Err() == nil {
-		q.mu.Lock()
-		until := q.paused[kind]
-		q.mu.Unlock()
-		if wait := until.Sub(q.o.Now()); wait > 0 {
-			log.Info().Time("until", until).Msg("delivery paused by the platform's rate limit")
-			if !sleepCtx(ctx, wait) {
-				return
-			}
-			continue
-		}
-		recs, next, err := q.due(kind, q.batchSize())
-		if err != nil {
-			log.Error().Err(err).Msg("outbox read failed")
-			if !sleepCtx(ctx, time.Second) {
-				return
-			}
-			continue
-		}
-		if len(recs) == 0 {
-			wait := time.Second
-			if !next.IsZero() {
-				wait = min(wait, max(next.Sub(q.o.Now()), time.Millisecond))
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-wake:
-			case <-time.After(wait):
-			}
-			continue
-		}
-		if recs, err = q.markRound(kind, recs); err != nil {
-			writeFailed(log, err).Msg("outbox write failed; delivery waits")
-			if !sleepCtx(ctx, time.Second) {
-				return
-			}
-			continue
-		}
-		verdicts := q.sendAll(ctx, s, kind, recs)
-		if err := q.spaceRetry(func() error { return q.settle(kind, recs, verdicts) }); err != nil {
-			// The in-flight marks are on disk: a later round (or a restart)
-			// retries with the same requestIds. Nothing is lost.
-			writeFailed(log, err).Msg("outbox settle failed")
-			sleepCtx(ctx, time.Second)
-			continue
-		}
-		q.restoreReserve()
-	}
-}
-
-// sendAll sends recs, Concurrency at a time, and returns the verdicts.
-func (q *Queue) sendAll(ctx context.Context, s Sender, kind string, recs []Record) []Verdict {
-	verdicts := make([]Verdict, len(recs))
-	sem := make(chan struct{}, q.o.Concurrency)
-	var wg sync.WaitGroup
-	for i := range recs {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			verdicts[i] = s.Send(ctx, kind, recs[i].Payload, recs[i].RequestID)
-		}()
-	}
-	wg.Wait()
-	return verdicts
-}
-
 // writeFailed is the log event of a failed delivery write: an error, but
 // for lack of space a debug line (the full state is logged once, when it
 // begins, and shows in Stats).
@@ -194,6 +114,11 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // due returns up to n records of kind whose next attempt is due, in
 // sequence order, and the earliest next attempt of those not yet due.
 func (q *Queue) due(kind string, n int) ([]Record, time.Time, error) {
+	return q.dueSkip(kind, n, nil)
+}
+
+// dueSkip is due leaving out the records skip names (those in flight).
+func (q *Queue) dueSkip(kind string, n int, skip func(seq uint64) bool) ([]Record, time.Time, error) {
 	now := q.o.Now()
 	var out []Record
 	var next time.Time
@@ -208,6 +133,9 @@ func (q *Queue) due(kind string, n int) ([]Record, time.Time, error) {
 		scanned := 0
 		for k, v := c.First(); k != nil && len(out) < n && scanned < 8192; k, v = c.Next() {
 			scanned++
+			if skip != nil && skip(seqOf(k)) {
+				continue
+			}
 			rec, err := q.decode(k, v)
 			if err != nil {
 				q.o.Log.Error().Err(err).Uint64("seq", seqOf(k)).Msg("unreadable outbox record left in place")
@@ -224,57 +152,4 @@ func (q *Queue) due(kind string, n int) ([]Record, time.Time, error) {
 		return nil
 	})
 	return out, next, err
-}
-
-// markInFlight records, before sending, the requestId each record's
-// attempt will use, flagged unknown: if the agent dies mid-send, the retry
-// after restart reuses it and the platform answers 10054 instead of
-// counting the report twice.
-// recs are updated only once the marks are committed, so a failed mark
-// can be tried again with the same recs.
-func (q *Queue) markInFlight(kind string, recs []Record) error {
-	q.dbMu.RLock()
-	defer q.dbMu.RUnlock()
-	var delta int64
-	marked := make([]Record, len(recs))
-	err := q.db.Update(func(tx *bolt.Tx) error {
-		delta = 0
-		copy(marked, recs)
-		b := tx.Bucket([]byte(kindPrefix + kind))
-		for i := range marked {
-			r := &marked[i]
-			old := int64(len(b.Get(seqKey(r.Seq))) + 8)
-			r.reused = r.Unknown
-			if !r.Unknown {
-				r.RequestID = card.NewRequestID()
-				r.Unknown = true
-			}
-			r.Attempts++
-			n, err := q.put(b, r)
-			if err != nil {
-				return err
-			}
-			delta += n - old
-		}
-		return adjust(tx.Bucket(bucketMeta), kind, 0, delta)
-	})
-	if err == nil {
-		copy(recs, marked)
-		q.mu.Lock()
-		q.bytes[kind] += delta
-		q.mu.Unlock()
-	}
-	return err
-}
-
-// markRound marks recs in flight. Short of space it releases the
-// reserve, and if even that is not enough, marks the first record alone:
-// one record's round needs the fewest pages and frees some.
-func (q *Queue) markRound(kind string, recs []Record) ([]Record, error) {
-	err := q.spaceRetry(func() error { return q.markInFlight(kind, recs) })
-	if isNoSpace(err) && len(recs) > 1 {
-		recs = recs[:1]
-		err = q.markInFlight(kind, recs)
-	}
-	return recs, err
 }

@@ -10,9 +10,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Enqueueing: producers hand records to one committer goroutine, which
-// stores every record waiting in one transaction (one fsync) and answers
-// each producer once it is on disk.
+// Enqueueing: each record is a request to the group committer
+// (commit.go), which stores every record in line in one transaction (one
+// fsync) and answers each producer once it is on disk. The record's first
+// requestId is assigned in the same transaction (ids.go).
 
 // Enqueue stores a record of kind and returns its sequence number once it
 // is committed to disk. It fails with ErrFull (bound reached under the
@@ -32,120 +33,27 @@ func (q *Queue) EnqueueKeyed(ctx context.Context, kind, key string, payload []by
 	if q.o.ReadOnly {
 		return 0, errors.New("outbox opened read-only")
 	}
-	r := &enqueueReq{kind: kind, key: key, payload: payload, done: make(chan enqueueRes, 1)}
-	q.closeMu.RLock()
-	if q.closed {
-		q.closeMu.RUnlock()
-		return 0, ErrClosed
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
-	select {
-	case q.reqs <- r:
-		q.closeMu.RUnlock()
-	case <-ctx.Done():
-		q.closeMu.RUnlock()
-		return 0, ctx.Err()
-	}
-	// Once handed over the commit happens; wait for its result even if ctx
+	// The record is encoded here, with its first requestId, while the
+	// commit in progress (if any) runs: the leader only seals and stores.
+	rec := Record{Kind: kind, Payload: payload, Enqueued: q.o.Now()}
+	q.assignID(&rec)
+	// Once in line the commit happens; its result is awaited even if ctx
 	// ends, so the caller never mistakes a stored record for a lost one.
-	res := <-r.done
+	res := q.submit(&writeReq{kind: kind, key: key, plain: rec.marshal()})
 	return res.seq, res.err
 }
 
-type enqueueReq struct {
-	kind    string
-	key     string
-	payload []byte
-	done    chan enqueueRes
-}
-
-type enqueueRes struct {
-	seq uint64
-	err error
-}
-
-// commitLoop is the group committer: it takes every request waiting (and,
-// with a batch window, those arriving within it) and commits them in one
-// transaction, so concurrent producers share one fsync.
-func (q *Queue) commitLoop() {
-	defer q.committer.Done()
-	for {
-		var first *enqueueReq
-		select {
-		case first = <-q.reqs:
-		case <-q.closing:
-			// Commit what was handed over before closing.
-			for {
-				select {
-				case r := <-q.reqs:
-					q.commit([]*enqueueReq{r})
-				default:
-					return
-				}
-			}
-		}
-		batch := []*enqueueReq{first}
-		var window <-chan time.Time
-		if q.o.BatchWindow > 0 {
-			window = time.After(q.o.BatchWindow)
-		}
-	collect:
-		for len(batch) < 1024 {
-			select {
-			case r := <-q.reqs:
-				batch = append(batch, r)
-				continue
-			default:
-			}
-			if window == nil {
-				break
-			}
-			select {
-			case r := <-q.reqs:
-				batch = append(batch, r)
-			case <-window:
-				break collect
-			}
-		}
-		q.commit(batch)
-	}
-}
-
-// commit stores a batch in one transaction and answers each producer with
-// its record's sequence or the reason it was refused. While the disk is
-// full, admit may refuse the whole batch before anything is written.
-func (q *Queue) commit(batch []*enqueueReq) {
-	if err := q.admit(len(batch)); err != nil {
-		for _, r := range batch {
-			r.done <- enqueueRes{err: err}
-		}
-		return
-	}
-	c := &groupCommit{q: q, batch: batch, res: make([]enqueueRes, len(batch)), now: q.o.Now()}
-	q.dbMu.RLock()
-	err := q.db.Update(c.store)
-	q.dbMu.RUnlock()
-	if err != nil {
-		// Nothing of this transaction is stored (disk full, I/O error):
-		// every producer hears so; the queue keeps running.
-		err = q.commitFailed(err, len(batch))
-		for i := range c.res {
-			c.res[i] = enqueueRes{err: err}
-		}
-	} else {
-		q.committed(c)
-	}
-	for i, r := range batch {
-		r.done <- c.res[i]
-	}
-}
-
-// groupCommit is one transaction of the committer: the batch, each
-// producer's result, and what the transaction changed, applied to the
-// in-memory counters once it is committed (Queue.committed).
+// groupCommit is the records of one transaction of the committer: the
+// requests, each producer's result, and what the transaction changed,
+// applied to the in-memory counters once it is committed
+// (Queue.committed).
 type groupCommit struct {
 	q     *Queue
-	batch []*enqueueReq
-	res   []enqueueRes
+	batch []*writeReq
+	res   []writeRes
 	now   time.Time
 	// count and size: the queue's depth as the transaction goes on.
 	count int
@@ -155,6 +63,7 @@ type groupCommit struct {
 	drops      []droppedRec
 	added      map[string]int
 	addedBytes map[string]int64
+	buckets    map[string]*bolt.Bucket // the kinds' buckets, looked up once
 }
 
 // droppedRec is a record dropped under the drop_oldest policy.
@@ -166,9 +75,9 @@ type droppedRec struct {
 // store is the transaction: it stores each record of the batch (or finds
 // its idempotency key already there) and moves the persisted counters.
 func (c *groupCommit) store(tx *bolt.Tx) error {
-	c.drops, c.added, c.addedBytes = c.drops[:0], map[string]int{}, map[string]int64{}
+	c.drops, c.added, c.addedBytes, c.buckets = c.drops[:0], map[string]int{}, map[string]int64{}, map[string]*bolt.Bucket{}
 	for i := range c.res {
-		c.res[i] = enqueueRes{}
+		c.res[i] = writeRes{}
 	}
 	meta := tx.Bucket(bucketMeta)
 	c.q.mu.Lock()
@@ -187,7 +96,7 @@ func (c *groupCommit) store(tx *bolt.Tx) error {
 // sequence (a new one, or the first record's for a known idempotency
 // key), or ErrFull when it does not fit the bounds. An error fails the
 // whole transaction.
-func (c *groupCommit) storeOne(tx *bolt.Tx, meta, idem *bolt.Bucket, i int, r *enqueueReq) error {
+func (c *groupCommit) storeOne(tx *bolt.Tx, meta, idem *bolt.Bucket, i int, r *writeReq) error {
 	var idemKey []byte
 	if r.key != "" {
 		idemKey = []byte(r.kind + "\x00" + r.key)
@@ -196,24 +105,26 @@ func (c *groupCommit) storeOne(tx *bolt.Tx, meta, idem *bolt.Bucket, i int, r *e
 			return nil
 		}
 	}
-	rec := Record{Kind: r.kind, Payload: r.payload, Enqueued: c.now}
 	seq, err := meta.NextSequence()
 	if err != nil {
 		return err
 	}
 	key := seqKey(seq)
-	val := c.q.sealer.seal(key, rec.marshal())
+	val := c.q.sealer.seal(key, r.plain)
 	need := int64(len(key) + len(val))
 	if !c.makeRoom(tx, need) {
 		o := &c.q.o
 		c.res[i].err = fmt.Errorf("%w: %d records / %d bytes (limits %d / %d)", ErrFull, c.count, c.size, o.MaxRecords, o.MaxBytes)
 		return nil
 	}
-	b, err := tx.CreateBucketIfNotExists([]byte(kindPrefix + r.kind))
-	if err != nil {
-		return err
+	b := c.buckets[r.kind]
+	if b == nil {
+		if b, err = tx.CreateBucketIfNotExists([]byte(kindPrefix + r.kind)); err != nil {
+			return err
+		}
+		b.FillPercent = 1.0 // keys only grow: pack pages full
+		c.buckets[r.kind] = b
 	}
-	b.FillPercent = 1.0 // keys only grow: pack pages full
 	if err := b.Put(key, val); err != nil {
 		return err
 	}
@@ -280,7 +191,6 @@ func (c *groupCommit) moveCounters(meta *bolt.Bucket) error {
 func (q *Queue) committed(c *groupCommit) {
 	q.wrote()
 	q.mu.Lock()
-	q.commits++
 	for k, n := range c.added {
 		q.pending[k] += n
 		q.bytes[k] += c.addedBytes[k]

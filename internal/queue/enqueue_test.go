@@ -74,9 +74,7 @@ func TestGroupCommit(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	q.mu.Lock()
-	commits := q.commits
-	q.mu.Unlock()
+	commits := q.writeCount()
 	if q.Stats().Depth() != 800 || commits >= 800 {
 		t.Fatalf("800 records in %d commits: producers did not share commits", commits)
 	}

@@ -66,7 +66,7 @@ func FuzzCrashInterleavings(f *testing.F) {
 			if err != nil || len(recs) == 0 {
 				return
 			}
-			if err := q.markInFlight("report", recs); err != nil {
+			if err := q.prepare("report", recs); err != nil {
 				t.Fatal(err)
 			}
 			vs := make([]Verdict, len(recs))

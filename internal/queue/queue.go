@@ -1,10 +1,12 @@
 // Package queue is scanagent's durable outbox on bbolt: usage reports and
 // card bindings waiting for the platform. Enqueue returns only after the
 // record is committed to disk (fsync), with concurrent producers sharing
-// commits; records leave only after the platform accepted them; once an
-// attempt's outcome is unknown (timeout, crash mid-send) its requestId is
-// kept for every retry until the platform accepts it, answers 10054 or
-// refuses it, so a report is never counted twice.
+// commits (leader/follower, commit.go); records leave only after the
+// platform accepted them; once an attempt's outcome is unknown (timeout,
+// crash mid-send) its requestId is kept for every retry until the platform
+// accepts it, answers 10054 or refuses it, so a report is never counted
+// twice. Delivery runs Concurrency workers per kind, each sending the next
+// record due as soon as it is free, and settles answers in batches.
 // Open verifies the file first: a damaged one is moved aside and every
 // record still readable in it copied into a fresh one (open.go,
 // salvage.go). A full disk refuses new records while delivery goes on
@@ -19,6 +21,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -68,11 +71,16 @@ var (
 
 // Options configures the outbox.
 type Options struct {
-	Path        string
-	MaxRecords  int
-	MaxBytes    int64
-	FullPolicy  string // reject, drop_oldest
+	Path       string
+	MaxRecords int
+	MaxBytes   int64
+	FullPolicy string // reject, drop_oldest
+	// BatchWindow: 0 (the default) commits at once, producers arriving
+	// during a commit share the next one; > 0 makes each commit wait that
+	// long for more producers first (commit.go).
 	BatchWindow time.Duration
+	// Concurrency: the records of one kind in flight at once, each sent
+	// by its own worker (lane.go).
 	Concurrency int
 	RetryMin    time.Duration
 	RetryMax    time.Duration
@@ -103,12 +111,12 @@ type Queue struct {
 	dbMu sync.RWMutex // write-locked only to swap the file (compaction)
 	db   *bolt.DB
 
-	reqs      chan *enqueueReq
-	closeMu   sync.RWMutex
-	closed    bool
-	closing   chan struct{}
-	committer sync.WaitGroup
+	cm        *committer   // group commit (commit.go)
+	writes    atomic.Int64 // write transactions committed (store.go)
 	closeOnce sync.Once
+	// idPrefix starts every requestId this process assigns (ids.go).
+	idPrefix    [6]byte
+	idPrefixHex string
 
 	mu       sync.Mutex
 	pending  map[string]int
@@ -119,7 +127,9 @@ type Queue struct {
 	paused   map[string]time.Time
 	alerts   []string
 	notify   map[string]chan struct{}
-	commits  int64 // write transactions of the committer (tests, metrics)
+	// sent: requestIds of attempts sent whose answer is not settled yet,
+	// by sequence (ids.go).
+	sent map[uint64]string
 	// needCount: the file had no persisted counters; load walked it.
 	needCount bool
 	// recovery: the file was damaged at open and salvaged.
@@ -144,16 +154,15 @@ func Open(o Options) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := &Queue{o: o, sealer: s, reqs: make(chan *enqueueReq, 1024), closing: make(chan struct{}),
+	q := &Queue{o: o, sealer: s, cm: newCommitter(),
 		pending: map[string]int{}, bytes: map[string]int64{}, counters: map[string]int64{}, lastErr: map[string]string{},
-		paused: map[string]time.Time{}, notify: map[string]chan struct{}{}}
+		paused: map[string]time.Time{}, notify: map[string]chan struct{}{}, sent: map[uint64]string{}}
+	q.idPrefix, q.idPrefixHex = newIDPrefix()
 	if err := q.openFile(); err != nil {
 		return nil, err
 	}
 	if !o.ReadOnly {
 		q.makeReserve()
-		q.committer.Add(1)
-		go q.commitLoop()
 		if err := q.openJournal(); err != nil {
 			q.Close()
 			return nil, err
@@ -196,11 +205,7 @@ func withDefaults(o Options) Options {
 func (q *Queue) Close() error {
 	var err error
 	q.closeOnce.Do(func() {
-		q.closeMu.Lock()
-		q.closed = true
-		q.closeMu.Unlock()
-		close(q.closing)
-		q.committer.Wait()
+		q.stopCommits()
 		if q.journal != nil {
 			q.journal.close()
 		}

@@ -19,9 +19,10 @@ type Record struct {
 	Payload  []byte    `json:"-"`
 	Enqueued time.Time `json:"enqueued"`
 	Attempts int       `json:"attempts"`
-	// RequestID is the requestId of the last attempt; Unknown says that
-	// attempt's outcome is unknown (sent, no definite answer), so the next
-	// attempt must reuse it.
+	// RequestID is the requestId of the last attempt when Unknown (that
+	// attempt's outcome is unknown: sent, no definite answer, so the next
+	// attempt must reuse it), or the one the next attempt will be sent
+	// with (next; see ids.go).
 	RequestID   string    `json:"requestId,omitempty"`
 	Unknown     bool      `json:"unknown,omitempty"`
 	NextAttempt time.Time `json:"nextAttempt,omitzero"`
@@ -29,8 +30,13 @@ type Record struct {
 	// DeadAt is set on dead letters.
 	DeadAt time.Time `json:"deadAt,omitzero"`
 
-	// reused is set for an attempt that reuses the requestId of an attempt
-	// whose outcome was unknown (not stored).
+	// next: RequestID was assigned for the next attempt (at enqueue, or
+	// when an attempt got a definite answer), stored with flag 4. Files
+	// written before it have neither next nor Unknown after a definite
+	// answer: such a record gets a new requestId before it is sent.
+	next bool
+	// reused is set for an attempt that may repeat an attempt already
+	// sent with the same requestId (not stored; see ids.go).
 	reused bool
 }
 
@@ -59,7 +65,7 @@ func fromMilli(v uint64) time.Time {
 }
 
 // marshal encodes a record compactly: version, kind, times, attempts,
-// flags, requestId (raw 16 bytes when it is 32 hex digits), last error,
+// flags (1 unknown, 2 raw requestId, 4 next), requestId (raw 16 bytes when it is 32 hex digits), last error,
 // dead time, payload.
 func (r *Record) marshal() []byte {
 	b := make([]byte, 0, 64+len(r.Payload)+len(r.LastError))
@@ -71,11 +77,13 @@ func (r *Record) marshal() []byte {
 	if r.Unknown {
 		flags |= 1
 	}
-	rid, err := hex.DecodeString(r.RequestID)
-	if err == nil && len(rid) == 16 && strings.ToUpper(r.RequestID) == r.RequestID {
+	if r.next && !r.Unknown {
+		flags |= 4 // versions without it ignore the bit: they take a new id
+	}
+	if rid, ok := rawID(r.RequestID); ok {
 		flags |= 2
 		b = append(b, flags)
-		b = append(b, rid...)
+		b = append(b, rid[:]...)
 	} else {
 		b = append(b, flags)
 		b = putBytes(b, []byte(r.RequestID))
@@ -139,6 +147,7 @@ func unmarshal(b []byte) (Record, error) {
 		return Record{}, d.err
 	}
 	r.Unknown = flags[0]&1 != 0
+	r.next = flags[0]&4 != 0 && !r.Unknown
 	if flags[0]&2 != 0 {
 		r.RequestID = strings.ToUpper(hex.EncodeToString(d.fixed(16)))
 	} else {

@@ -9,13 +9,23 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Settling a round: its verdicts are applied in one transaction. A
-// delivered record leaves, a refused one becomes a dead letter, the
-// others are rescheduled, keeping their requestId while an attempt's
-// outcome is unknown.
+// Settling: verdicts are applied in batches of any kinds, one
+// transaction each, through the committer (commit.go), so they share it
+// with records being stored. A delivered record leaves, a refused one
+// becomes a dead letter, the others are rescheduled: keeping their
+// requestId while an attempt's outcome is unknown, or with the next
+// attempt's new requestId written in this same transaction (ids.go). The
+// attempt count, for the backoff, is written here too.
 
-// settlement is what one settle transaction changed, applied to the
-// in-memory state once it is committed (Queue.settled).
+// settleItem is an attempt's record (as sent) and its verdict.
+type settleItem struct {
+	rec  Record
+	v    Verdict
+	lane *lane // to release the record to once settled (nil in tests)
+}
+
+// settlement is what one settle transaction changed for a kind, applied
+// to the in-memory state once it is committed (Queue.settled).
 type settlement struct {
 	delivered, dups, retries, dead int64
 	removed                        int
@@ -25,43 +35,59 @@ type settlement struct {
 	deadRecs                       []Record
 }
 
-// settle applies the verdicts in one transaction.
-func (q *Queue) settle(kind string, recs []Record, verdicts []Verdict) error {
-	now := q.o.Now()
-	var s settlement
-	q.dbMu.RLock()
-	err := q.db.Update(func(tx *bolt.Tx) error {
-		s = settlement{}
-		return q.settleTx(tx, kind, recs, verdicts, now, &s)
-	})
-	q.dbMu.RUnlock()
-	if err != nil {
-		return err
-	}
-	q.settled(kind, &s)
-	for _, r := range s.deadRecs {
-		msg := "dead letter: " + kind + " record " + strconv.FormatUint(r.Seq, 10) + " refused by the platform: " + r.LastError
-		q.alert(msg)
-		q.o.Log.Error().Str("kind", kind).Uint64("seq", r.Seq).Str("reason", r.LastError).Msg("outbox record moved to dead letters (see `scanagent queue list --dead`, retry with `scanagent queue retry`)")
-	}
-	return nil
+// settleBatch is one settle transaction.
+type settleBatch struct {
+	q     *Queue
+	items []settleItem
+	now   time.Time
+	per   map[string]*settlement
 }
 
-// settleTx is settle's transaction: each record, then the persisted
-// counters.
-func (q *Queue) settleTx(tx *bolt.Tx, kind string, recs []Record, verdicts []Verdict, now time.Time, s *settlement) error {
-	b := tx.Bucket([]byte(kindPrefix + kind))
-	db := tx.Bucket(bucketDead)
-	meta := tx.Bucket(bucketMeta)
+// settle applies the verdicts of recs, of kind, in one transaction.
+func (q *Queue) settle(kind string, recs []Record, verdicts []Verdict) error {
+	items := make([]settleItem, len(recs))
 	for i := range recs {
-		if err := q.settleOne(b, db, recs[i], verdicts[i], now, s); err != nil {
+		recs[i].Kind = kind
+		items[i] = settleItem{rec: recs[i], v: verdicts[i]}
+	}
+	return q.settleItems(items)
+}
+
+// settleItems applies the verdicts of items in one transaction.
+func (q *Queue) settleItems(items []settleItem) error {
+	b := &settleBatch{q: q, items: items, now: q.o.Now()}
+	return q.write(b.apply, b.applied)
+}
+
+// apply is the transaction: each record, then the persisted counters.
+func (b *settleBatch) apply(tx *bolt.Tx) error {
+	b.per = map[string]*settlement{}
+	dead := tx.Bucket(bucketDead)
+	for _, it := range b.items {
+		s := b.per[it.rec.Kind]
+		if s == nil {
+			s = &settlement{}
+			b.per[it.rec.Kind] = s
+		}
+		kb := tx.Bucket([]byte(kindPrefix + it.rec.Kind))
+		if kb == nil {
+			continue
+		}
+		if err := b.q.settleOne(kb, dead, it.rec, it.v, b.now, s); err != nil {
 			return err
 		}
 	}
-	if err := adjust(meta, kind, -s.removed, s.delta); err != nil {
-		return err
+	meta := tx.Bucket(bucketMeta)
+	totals := map[string]int64{}
+	for kind, s := range b.per {
+		if err := adjust(meta, kind, -s.removed, s.delta); err != nil {
+			return err
+		}
+		for name, n := range map[string]int64{"delivered": s.delivered, "duplicates": s.dups, "retries": s.retries, "dead": s.dead, keyDeadN: s.dead} {
+			totals[name] += n
+		}
 	}
-	for name, n := range map[string]int64{"delivered": s.delivered, "duplicates": s.dups, "retries": s.retries, "dead": s.dead, keyDeadN: s.dead} {
+	for name, n := range totals {
 		if n > 0 {
 			if err := addCounter(meta, name, n); err != nil {
 				return err
@@ -71,12 +97,39 @@ func (q *Queue) settleTx(tx *bolt.Tx, kind string, recs []Record, verdicts []Ver
 	return nil
 }
 
+// applied applies a committed batch to the in-memory state, forgets the
+// attempts settled (Queue.sent) and raises the dead letters' alerts.
+func (b *settleBatch) applied() {
+	q := b.q
+	q.mu.Lock()
+	for _, it := range b.items {
+		if q.sent[it.rec.Seq] == it.rec.RequestID {
+			delete(q.sent, it.rec.Seq)
+		}
+	}
+	q.mu.Unlock()
+	for kind, s := range b.per {
+		q.settled(kind, s)
+		for _, r := range s.deadRecs {
+			msg := "dead letter: " + kind + " record " + strconv.FormatUint(r.Seq, 10) + " refused by the platform: " + r.LastError
+			q.alert(msg)
+			q.o.Log.Error().Str("kind", kind).Uint64("seq", r.Seq).Str("reason", r.LastError).Msg("outbox record moved to dead letters (see `scanagent queue list --dead`, retry with `scanagent queue retry`)")
+		}
+	}
+}
+
 // settleOne applies verdict v to record r, a copy (the caller's records
 // stay as they were): a delivered record leaves b, a refused one moves to
-// the dead letters, the others are rescheduled in b.
+// the dead letters, the others are rescheduled in b. A record no longer in
+// b (dropped or purged while in flight) is left alone.
 func (q *Queue) settleOne(b, dead *bolt.Bucket, r Record, v Verdict, now time.Time, s *settlement) error {
 	key := seqKey(r.Seq)
-	old := int64(len(key) + len(b.Get(key)))
+	cur := b.Get(key)
+	if cur == nil {
+		return nil
+	}
+	old := int64(len(key) + len(cur))
+	r.Attempts++
 	remove := func() error {
 		s.removed++
 		s.delta -= old
@@ -84,15 +137,15 @@ func (q *Queue) settleOne(b, dead *bolt.Bucket, r Record, v Verdict, now time.Ti
 	}
 	switch {
 	case v.Outcome == Delivered, v.Outcome == Duplicate && r.reused:
-		// A 10054 answer to a retry that reused the requestId of an
-		// attempt with unknown outcome: that attempt was delivered.
+		// A 10054 answer to an attempt that may repeat one already sent
+		// with its requestId (reused, ids.go): that one was delivered.
 		if v.Outcome == Duplicate {
 			s.dups++
 		}
 		s.delivered++
 		return remove()
 	case v.Outcome == Dead:
-		r.Unknown, r.LastError, r.DeadAt = false, v.Reason, now
+		r.Unknown, r.next, r.LastError, r.DeadAt = false, false, v.Reason, now
 		if _, err := q.put(dead, &r); err != nil {
 			return err
 		}
@@ -117,8 +170,9 @@ func (q *Queue) settleOne(b, dead *bolt.Bucket, r Record, v Verdict, now time.Ti
 }
 
 // reschedule sets when a record that stays pending is tried next and
-// whether its requestId is kept (Unknown), after a Pause, a Duplicate on
-// a fresh requestId, or a Retry (any other outcome).
+// whether its requestId is kept (Unknown) or the next attempt gets a new
+// one, after a Pause, a Duplicate on a fresh requestId, or a Retry (any
+// other outcome).
 func (q *Queue) reschedule(r *Record, v Verdict, now time.Time, s *settlement) {
 	switch v.Outcome {
 	case Pause:
@@ -142,6 +196,11 @@ func (q *Queue) reschedule(r *Record, v Verdict, now time.Time, s *settlement) {
 		// whether the first attempt was processed).
 		r.Unknown = v.Unknown || r.reused
 		r.NextAttempt = now.Add(q.backoff(r.Attempts))
+	}
+	if r.Unknown {
+		r.next = false
+	} else {
+		q.assignID(r) // after a definite answer the next attempt is new
 	}
 }
 

@@ -112,7 +112,7 @@ func (q *Queue) makeReserve() bool {
 	_ = q.db.View(func(tx *bolt.Tx) error { exists = tx.Bucket(bucketReserve) != nil; return nil })
 	var err error
 	if !exists {
-		err = q.db.Update(func(tx *bolt.Tx) error {
+		err = q.update(func(tx *bolt.Tx) error {
 			b, err := tx.CreateBucket(bucketReserve)
 			if err != nil {
 				return err
@@ -155,7 +155,7 @@ func (q *Queue) releaseReserve() bool {
 		return false
 	}
 	q.dbMu.RLock()
-	err := q.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketReserve) })
+	err := q.update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketReserve) })
 	q.dbMu.RUnlock()
 	if err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 		q.o.Log.Error().Err(err).Msg("outbox: disk full and the delivery reserve cannot be released; delivery waits for space")
