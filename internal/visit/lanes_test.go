@@ -126,3 +126,60 @@ func TestBudgetLeavesTheCallRunning(t *testing.T) {
 		t.Fatalf("the platform call was cancelled at the budget: %v", err)
 	}
 }
+
+// gatedOutbox is a fakeOutbox whose commits wait for release.
+type gatedOutbox struct {
+	fakeOutbox
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedOutbox) EnqueueKeyed(ctx context.Context, kind, key string, payload []byte) (uint64, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	return g.fakeOutbox.EnqueueKeyed(ctx, kind, key, payload)
+}
+
+// A lane hands the next scan over while the previous scan's record is
+// still being committed (the journal holds it meanwhile), and Run returns
+// only once every record is committed.
+func TestLaneDoesNotWaitForTheDisk(t *testing.T) {
+	parser, _ := code.NewParser(code.Options{})
+	ob := &gatedOutbox{entered: make(chan struct{}, 4), release: make(chan struct{})}
+	p := visit.New(visit.Options{Parser: parser, EHC: verifierFunc(func(_ context.Context, r card.Request) (card.Identity, error) {
+		return card.Identity{IDNumber: idNumber, QRCodeText: r.Text}, nil
+	}), Log: zerolog.Nop(),
+		Reports: map[string]card.ReportDefaults{"a": {Scene: "0101015", Channel: "0100"}}})
+	p.SetOutbox(ob)
+	delivered := make(chan card.Kind, 4)
+	p.AddSink("his", sinkFunc(func(v card.Visit) { delivered <- v.Kind }))
+	scans := make(chan card.Scan)
+	done := make(chan struct{})
+	go func() { p.Run(context.Background(), scans); close(done) }()
+	scans <- card.Scan{Data: []byte(staticCode), Source: "a", At: time.Now()}
+	<-delivered
+	<-ob.entered // the first record's commit is under way, and held
+	scans <- card.Scan{Data: []byte(idNumber), Source: "a", At: time.Now()}
+	select {
+	case k := <-delivered:
+		if k != card.KindIDCard {
+			t.Fatalf("second hand-off %q, want the ID number", k)
+		}
+	case <-time.After(10 * time.Second): // a guard against a hang, not a timing
+		t.Fatal("the second scan waits for the first one's commit")
+	}
+	if n := ob.journaled(); n != 1 {
+		t.Fatalf("%d records journaled during the commit, want 1", n)
+	}
+	close(scans)
+	select {
+	case <-done:
+		t.Fatal("Run returned before the record was committed")
+	default:
+	}
+	close(ob.release)
+	<-done
+	if len(ob.records) != 1 || ob.journaled() != 0 {
+		t.Fatalf("records %q, %d still journaled; want one committed, none journaled", ob.records, ob.journaled())
+	}
+}

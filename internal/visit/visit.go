@@ -126,11 +126,19 @@ func (p *Pipeline) SetOutbox(o Outbox) { p.outbox = o }
 // The record is announced to the outbox's journal before the hand-off, so a
 // crash between the hand-off and the commit does not lose it.
 func (p *Pipeline) Handle(ctx context.Context, sc card.Scan) {
+	if commit := p.handoff(ctx, sc); commit != nil {
+		commit()
+	}
+}
+
+// handoff processes sc up to its hand-off to the sinks and returns the
+// commit of its usage record, or nil when it owes none.
+func (p *Pipeline) handoff(ctx context.Context, sc card.Scan) (commit func()) {
 	p.o.Stats.Scans.Add(1)
 	if p.o.Debounce != nil && p.o.Debounce.Repeat(sc.Source, sc.Data, sc.At) {
 		p.o.Stats.Suppressed.Add(1)
 		p.o.Log.Debug().Str("source", sc.Source).Msg("repeat suppressed")
-		return
+		return nil
 	}
 	v := p.Resolve(ctx, sc)
 	v.Latency = float64(p.o.Now().Sub(sc.At).Microseconds()) / 1000
@@ -142,32 +150,51 @@ func (p *Pipeline) Handle(ctx context.Context, sc card.Scan) {
 	if p.o.AfterHandoff != nil {
 		p.o.AfterHandoff(v)
 	}
-	p.commit(ctx, v, rep)
 	p.logVisit(v)
+	if rep == nil {
+		return nil
+	}
+	// The commit outlives a cancelled ctx (the shutdown timeout): the
+	// identity is out, its record must not be dropped for that.
+	return func() { p.commit(context.WithoutCancel(ctx), v, rep) }
 }
 
 // laneDepth is how many scans of one source may wait for it.
 const laneDepth = 1024
 
-// Run consumes scans until scans is closed and every scan is handled. Each
-// source has its own lane: its scans are handled one at a time, in the
-// order they were read, and a slow platform call for one source's scan
-// never delays another source's hand-off.
+// maxCommits bounds the usage records being committed at once; a lane
+// whose scan would exceed it waits (the disk sets the pace).
+const maxCommits = 256
+
+// Run consumes scans until scans is closed and every scan is handled and
+// its record committed. Each source has its own lane: its scans are
+// handled one at a time, in the order they were read, and a slow platform
+// call for one source's scan never delays another source's hand-off. A
+// lane does not wait for its scans' records to reach the disk: it hands
+// each commit to the committers and goes on to the next scan (the journal
+// covers the window), and commits in flight together share one fsync.
 func (p *Pipeline) Run(ctx context.Context, scans <-chan card.Scan) {
 	lanes := map[string]chan card.Scan{}
-	var wg sync.WaitGroup
+	var wg, commits sync.WaitGroup
+	slots := make(chan struct{}, maxCommits)
 	for sc := range scans {
 		lane, ok := lanes[sc.Source]
 		if !ok {
 			lane = make(chan card.Scan, laneDepth)
 			lanes[sc.Source] = lane
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for sc := range lane {
-					p.Handle(ctx, sc)
+					commit := p.handoff(ctx, sc)
+					if commit == nil {
+						continue
+					}
+					slots <- struct{}{}
+					commits.Go(func() {
+						defer func() { <-slots }()
+						commit()
+					})
 				}
-			}()
+			})
 		}
 		lane <- sc
 	}
@@ -175,4 +202,5 @@ func (p *Pipeline) Run(ctx context.Context, scans <-chan card.Scan) {
 		close(lane)
 	}
 	wg.Wait()
+	commits.Wait()
 }
