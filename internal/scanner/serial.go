@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -73,30 +74,52 @@ func (s *Serial) Run(ctx context.Context, emit func(card.Scan)) error {
 	if err != nil {
 		return err
 	}
-	port, err := serial.Open(name, s.mode())
+	// The polled reader is opened before the library takes exclusive
+	// access; without it (not Linux, or a device epoll refuses) the
+	// library reads.
+	polled, perr := openPolled(name)
+	sp, err := serial.Open(name, s.mode())
 	if err != nil {
+		if polled != nil {
+			polled.Close()
+		}
 		return fmt.Errorf("open %s: %w", name, err)
+	}
+	var rd port = sp
+	if polled != nil {
+		rd = polled
+	} else if !errors.Is(perr, errors.ErrUnsupported) {
+		s.o.Log.Debug().Err(perr).Str("port", name).Msg("serial port read through the library")
 	}
 	// Closing the port is the only way to interrupt a Read on every
 	// platform.
+	var closeOnce sync.Once
+	closePort := func() {
+		closeOnce.Do(func() {
+			if polled != nil {
+				polled.Close()
+			}
+			sp.Close()
+		})
+	}
 	done := make(chan struct{})
 	defer func() {
 		close(done)
-		port.Close()
+		closePort()
 	}()
 	go func() {
 		select {
 		case <-ctx.Done():
-			port.Close()
+			closePort()
 		case <-done:
 		}
 	}()
-	if err := port.SetReadTimeout(idleTimeout); err != nil {
+	if err := rd.SetReadTimeout(idleTimeout); err != nil {
 		return fmt.Errorf("%s: set read timeout: %w", name, err)
 	}
 	Connected(ctx)
-	s.o.Log.Debug().Str("port", name).Int("baud", s.o.Baud).Msg("serial port open")
-	return readLoop(ctx, port, NewFramer(s.o.Suffix, max(s.o.Gap, minGap), s.o.MaxFrame), s.o.Name, emit)
+	s.o.Log.Debug().Str("port", name).Int("baud", s.o.Baud).Bool("polled", polled != nil).Msg("serial port open")
+	return readLoop(ctx, rd, NewFramer(s.o.Suffix, max(s.o.Gap, minGap), s.o.MaxFrame), s.o.Name, emit)
 }
 
 // minGap is the least silence that ends a frame. The loop used to notice
@@ -104,6 +127,9 @@ func (s *Serial) Run(ctx context.Context, emit func(card.Scan)) error {
 // floor for configured gaps below it: USB serial adapters deliver a byte
 // stream in bursts up to their latency timer apart (16 ms on FTDI).
 const minGap = 50 * time.Millisecond
+
+// errPortClosed is a read on a port closed meanwhile, or hung up.
+var errPortClosed = errors.New("port closed")
 
 // port is the part of serial.Port the read loop needs.
 type port interface {
@@ -166,7 +192,7 @@ func readLoop(ctx context.Context, p port, fr *Framer, source string, emit func(
 		}
 		if err != nil {
 			var pe *serial.PortError
-			if errors.As(err, &pe) && pe.Code() == serial.PortClosed {
+			if errors.Is(err, errPortClosed) || errors.As(err, &pe) && pe.Code() == serial.PortClosed {
 				return errors.New("port closed")
 			}
 			return fmt.Errorf("read: %w", err)
