@@ -422,12 +422,9 @@ func (d *doctor) platform(ctx context.Context, cfg config.Config, tokenCheck boo
 		d.skip("platform", "platform.mode = \"off\"")
 		return
 	case "gateway":
-		urls := []string{p.GatewayURL}
-		if g, ok := any(p).(interface{ Gateways() []string }); ok { // several gateways, where supported
-			urls = g.Gateways()
-		}
-		if len(urls) == 0 || urls[0] == "" {
-			d.skip("gateway", "platform.gateway_url is empty")
+		urls := p.Gateways()
+		if len(urls) == 0 {
+			d.skip("gateway", "platform.gateway_urls is empty")
 			return
 		}
 		for _, u := range urls {

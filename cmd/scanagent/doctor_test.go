@@ -147,6 +147,16 @@ func TestDoctorGateway(t *testing.T) {
 		t.Fatalf("exit %d\n%s", r.code, r.out)
 	}
 	has(t, r, "✗ gateway: the gateway refuses this terminal's token (HTTP 401)", `fix: set platform.gateway_token to the token the gateway lists for terminal "kiosk-12"`)
+
+	// gateway_urls: each gateway is checked, the one down is named.
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	urls := fmt.Sprintf("[platform]\nmode = \"gateway\"\ngateway_urls = [%q, %q]\ngateway_token = %q\n[his.api]\nenabled = false\n", down.URL, gw.URL, token)
+	r = runDoctor(t, "-c", s.write(t, urls, 0o600))
+	has(t, r, "✓ gateway: "+gw.URL+" answers and accepts this terminal's token")
+	if !strings.Contains(r.out, "✗ gateway") || !strings.Contains(r.out, strings.TrimPrefix(down.URL, "http://")) {
+		t.Errorf("the gateway that is down is not reported:\n%s", r.out)
+	}
 }
 
 func TestDoctorLocalChecks(t *testing.T) {
