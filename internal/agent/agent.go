@@ -18,6 +18,7 @@ import (
 	"scanagent/internal/card"
 	"scanagent/internal/code"
 	"scanagent/internal/config"
+	"scanagent/internal/fleet"
 	"scanagent/internal/gateway"
 	"scanagent/internal/ha"
 	"scanagent/internal/his"
@@ -60,6 +61,12 @@ type agent struct {
 	unconfigured []string
 	// notify tells systemd the agent's state (sdnotify).
 	notify sdnotify.Notifier
+	// lastScan is when a scanner last read a code.
+	lastScan *scanClock
+	// fleet is a gateway's fleet registry (nil on a terminal); memFleet
+	// the in-memory one, which a reload keeps.
+	fleet    gateway.Fleet
+	memFleet *fleet.Memory
 }
 
 // carried is what survives a configuration reload: the counters, the
@@ -74,6 +81,8 @@ type carried struct {
 	platform platformClient
 	settings platformSettings
 	obs      *observer
+	lastScan *scanClock
+	fleet    *fleet.Memory
 }
 
 // platformSettings are the settings the platform client is built from.
@@ -95,7 +104,7 @@ func settingsOf(cfg config.Config) platformSettings {
 // carry returns what the next agent keeps of this one.
 func (a *agent) carry() *carried {
 	return &carried{started: a.started, stats: a.pipe.Stats(), sinks: a.pipe.SinkStats(), platform: a.platform,
-		settings: settingsOf(a.cfg), obs: a.obs}
+		settings: settingsOf(a.cfg), obs: a.obs, lastScan: a.lastScan, fleet: a.memFleet}
 }
 
 // build creates every stage from cfg; nothing is opened yet. prev, when
@@ -107,7 +116,10 @@ func build(cfg config.Config, log zerolog.Logger, prev *carried) (*agent, error)
 	if prev.obs == nil {
 		prev.obs = newObserver()
 	}
-	a := &agent{cfg: cfg, log: log, started: prev.started, carried: prev, reports: reportDefaults(cfg), obs: prev.obs}
+	if prev.lastScan == nil {
+		prev.lastScan = &scanClock{}
+	}
+	a := &agent{cfg: cfg, log: log, started: prev.started, carried: prev, reports: reportDefaults(cfg), obs: prev.obs, lastScan: prev.lastScan}
 	parser, err := code.NewParser(ParserOptions(cfg))
 	if err != nil {
 		return nil, err
@@ -253,7 +265,8 @@ func (a *agent) buildGateway() error {
 			}{ehc.Status(), node.Status()}
 		}
 	}
-	gs := gateway.New(gatewayUpstream{EHC: ehc, skm: a.skm}, terms, status, logging.Component(a.log, "gateway"))
+	a.fleet = a.fleetRegistry(node, a.carried.fleet)
+	gs := gateway.New(gatewayUpstream{EHC: ehc, skm: a.skm}, terms, status, logging.Component(a.log, "gateway")).WithFleet(a.fleet, a.fleetOptions())
 	h := gs.Handler()
 	if node != nil && !g.HA.FollowersServe {
 		h = leaderOnly(node, h)

@@ -55,10 +55,36 @@ func checkIDNumber(s string) error {
 	return err
 }
 
+// snapshot is the agent's state at now as /v1/status and the heartbeat
+// report it, and as its health is computed from.
+func (a *agent) snapshot(now time.Time) healthInput {
+	in := healthInput{Now: now, Sources: a.sup.States(), Setup: setupOf(a.setupStatus())}
+	for _, name := range a.pipe.SinkNames() {
+		if name == "api" {
+			continue
+		}
+		s := a.pipe.SinkStats()[name]
+		in.Sinks = append(in.Sinks, sinkHealth{Name: name, Failing: watchedSinks.look(s), Failed: s.Failed.Load()})
+	}
+	if a.platform != nil {
+		ps := a.platform.Status()
+		in.Platform = &ps
+	}
+	if a.outbox != nil {
+		qs := a.outbox.Stats()
+		in.Queue = &qs
+	}
+	if s, ok := a.skm.(interface{ Status() verify.SKMStatus }); ok {
+		ss := s.Status()
+		in.SKM = &ss
+	}
+	return in
+}
+
 // status is the agent's state for /v1/status and the status page.
 func (a *agent) status() map[string]any {
 	st := a.pipe.Stats()
-	in := healthInput{Now: time.Now(), Sources: a.sup.States()}
+	in := a.snapshot(time.Now())
 	m := map[string]any{
 		"version":  buildinfo.Version,
 		"terminal": a.cfg.Agent.TerminalID,
@@ -73,34 +99,24 @@ func (a *agent) status() map[string]any {
 	for _, name := range a.pipe.SinkNames() {
 		s := a.pipe.SinkStats()[name]
 		sinks[name] = map[string]int64{"delivered": s.Delivered.Load(), "failed": s.Failed.Load()}
-		if name != "api" {
-			in.Sinks = append(in.Sinks, sinkHealth{Name: name, Failing: watchedSinks.look(s), Failed: s.Failed.Load()})
-		}
 	}
 	m["his"] = sinks
 	m["setup"] = a.setupStatus()
-	if a.platform != nil {
-		ps := a.platform.Status()
-		in.Platform = &ps
+	if ps := in.Platform; ps != nil {
 		m["platform"] = map[string]any{"mode": ps.Mode, "tokenAge": ps.TokenAge.Round(time.Second).String(), "hasToken": ps.TokenAge > 0, "breakerOpen": ps.BreakerOpen,
 			"openUntil": ps.OpenUntil, "consecutiveFailures": ps.Failures, "pausedUntil": ps.Paused, "lastError": ps.LastError}
 	} else {
 		m["platform"] = map[string]any{"mode": "off"}
 	}
-	if a.outbox != nil {
-		qs := a.outbox.Stats()
-		in.Queue = &qs
+	if qs := in.Queue; qs != nil {
 		m["queue"] = map[string]any{"depth": qs.Depth(), "pending": qs.Pending, "oldestAge": qs.OldestAge.Round(time.Second).String(),
 			"dead": qs.Dead, "delivered": qs.Delivered, "duplicates": qs.Duplicates, "retries": qs.Retries, "dropped": qs.Dropped,
 			"lastError": qs.LastError, "pausedUntil": qs.PausedUntil, "alerts": qs.Alerts, "fileSize": qs.FileSize,
 			"recovery": qs.Recovery, "space": qs.Space, "oldestAgeSeconds": int64(qs.OldestAge / time.Second)}
 	}
-	if s, ok := a.skm.(interface{ Status() verify.SKMStatus }); ok {
-		ss := s.Status()
-		in.SKM = &ss
-		m["skm"] = ss
+	if in.SKM != nil {
+		m["skm"] = *in.SKM
 	}
-	in.Setup = setupOf(m["setup"])
 	m["health"] = evaluate(in)
 	return m
 }

@@ -26,6 +26,8 @@ func (a *agent) run(ctx context.Context) error {
 		return err
 	}
 	sc := a.startScanning(ctx)
+	stopHeartbeat := a.startHeartbeat(ctx)
+	defer stopHeartbeat()
 	a.log.Info().Int("sources", len(a.sources)).Str("platform", a.cfg.Platform.Mode).Str("terminal", a.cfg.Agent.TerminalID).Msg("agent ready")
 	a.notifyf("READY=1\nSTATUS=%s", a.summary())
 
@@ -34,6 +36,7 @@ func (a *agent) run(ctx context.Context) error {
 	a.notifyf("STOPPING=1")
 	deadline := time.Now().Add(a.cfg.Agent.ShutdownTimeout.D())
 	abandoned := sc.stop(deadline)
+	stopHeartbeat()
 	stopServers()
 	// Delivery stops after the pipeline drained, so every report of an
 	// in-flight scan is on disk; in-flight sends keep their requestIds.
@@ -132,6 +135,7 @@ func (a *agent) startScanning(ctx context.Context) *scanning {
 
 // emit passes a scan to the pipeline unless the stop has begun.
 func (s *scanning) emit(sc card.Scan) {
+	s.a.lastScan.mark(sc.At)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {

@@ -30,10 +30,12 @@ var (
 	descQueueLost       = desc("scanagent_queue_lost_records", "Records of a damaged outbox file that could not be read.")
 	descQueueDiskFull   = desc("scanagent_queue_disk_full", "1 while the outbox cannot grow: new records are refused, delivery goes on.")
 	descQueueNoSpace    = desc("scanagent_queue_refused_no_space_total", "Records refused for lack of disk space.")
+	descFleetTerminals  = desc("scanagent_fleet_terminals", "Terminals in a gateway's fleet view by campus and state (online, offline).", "campus", "state")
 
 	agentDescs = []*prometheus.Desc{descHISClients, descScans, descReportsQueued, descReportsRefused, descHandoffs, descSourceConnected,
 		descBreakerOpen, descTokenAge, descQueueDepth, descQueueOldest, descQueueDead, descQueueDelivered, descQueueRetries,
-		descQueueDropped, descQueueFileBytes, descQueueDamaged, descQueueSalvaged, descQueueLost, descQueueDiskFull, descQueueNoSpace}
+		descQueueDropped, descQueueFileBytes, descQueueDamaged, descQueueSalvaged, descQueueLost, descQueueDiskFull, descQueueNoSpace,
+		descFleetTerminals}
 )
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -117,4 +119,5 @@ func (a *agent) collect(ch chan<- prometheus.Metric) {
 		flag(descQueueDiskFull, qs.Space.Full)
 		counter(descQueueNoSpace, qs.Space.Refused)
 	}
+	a.collectFleet(ch)
 }

@@ -99,6 +99,11 @@ type Platform struct {
 	GatewayURLs      []string `toml:"gateway_urls"`
 	GatewayToken     Secret   `toml:"gateway_token"`
 	GatewayTokenFile string   `toml:"gateway_token_file"`
+	// HeartbeatInterval: a terminal in gateway mode tells its gateway how
+	// it is this often, for the fleet view (0 = never). Campus groups
+	// terminals in that view and its metrics.
+	HeartbeatInterval Duration `toml:"heartbeat_interval"`
+	Campus            string   `toml:"campus"`
 }
 
 // Gateways is the list of gateways a terminal calls, most preferred first:
@@ -128,6 +133,14 @@ type Gateway struct {
 	TLSCert   string     `toml:"tls_cert"`
 	TLSKey    string     `toml:"tls_key"`
 	Terminals []Terminal `toml:"terminal"`
+	// The fleet view (GET /v1/fleet, the page /fleet) of the terminals'
+	// heartbeats, for IT staff with FleetToken (none: not served). A
+	// terminal is online while its last heartbeat is younger than
+	// OfflineAfter, silent once it is older than SilentAfter.
+	FleetToken     Secret   `toml:"fleet_token"`
+	FleetTokenFile string   `toml:"fleet_token_file"`
+	OfflineAfter   Duration `toml:"offline_after"`
+	SilentAfter    Duration `toml:"silent_after"`
 	// HA runs several gateways for one appId: one of them, elected on
 	// etcd, fetches the appToken and shares it with the others.
 	HA HA `toml:"ha"`
@@ -327,8 +340,10 @@ func Default() Config {
 			BreakerFailures: 3,
 			BreakerCooldown: Duration(30 * time.Second),
 			RateLimitPause:  Duration(time.Hour),
+			// Three heartbeats fit in the gateways' default offline_after.
+			HeartbeatInterval: Duration(30 * time.Second),
 		},
-		Gateway: Gateway{Listen: "0.0.0.0:8471", HA: HA{Prefix: "/scanagent/", LeaseTTL: Duration(10 * time.Second),
+		Gateway: Gateway{Listen: "0.0.0.0:8471", OfflineAfter: Duration(90 * time.Second), SilentAfter: Duration(5 * time.Minute), HA: HA{Prefix: "/scanagent/", LeaseTTL: Duration(10 * time.Second),
 			MinFetchInterval: Duration(time.Minute), TokenWait: Duration(5 * time.Second), FollowersServe: true}},
 		SKM: SKM{
 			ScanPath:      "/api/skm/scanVerify",

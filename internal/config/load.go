@@ -170,6 +170,7 @@ func (c *Config) secretRefs() []secretRef {
 		{"his.api.token", &c.HIS.API.Token, c.HIS.API.TokenFile, "SCANAGENT_HIS_TOKEN"},
 		{"his.push.secret", &c.HIS.Push.Secret, c.HIS.Push.SecretFile, "SCANAGENT_PUSH_SECRET"},
 		{"gateway.ha.token_key", &c.Gateway.HA.TokenKey, c.Gateway.HA.TokenKeyFile, "SCANAGENT_HA_TOKEN_KEY"},
+		{"gateway.fleet_token", &c.Gateway.FleetToken, c.Gateway.FleetTokenFile, "SCANAGENT_FLEET_TOKEN"},
 	}
 	for i := range c.Gateway.Terminals {
 		t := &c.Gateway.Terminals[i]

@@ -92,6 +92,7 @@ func (c *Config) Validate() Errors {
 	}
 
 	c.validatePlatform(v)
+	c.validateHeartbeat(v)
 	c.validateGateway(v)
 	c.validateSKM(v)
 	c.validateCode(v)
@@ -130,6 +131,7 @@ func (c *Config) validateGateway(v *validator) {
 			v.add(p+".token", "required, at least 16 characters")
 		}
 	}
+	c.validateFleet(v)
 	c.validateHA(v)
 }
 

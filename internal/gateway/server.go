@@ -6,7 +6,9 @@
 // bearer-token authentication and the stamping of each verification with
 // the authenticated terminal. It forwards every call to an Upstream (in the
 // agent, the e-Health Card client and the Su Kang Code client) and imports
-// no other stage.
+// no other stage. It also takes the terminals' heartbeats into a Fleet
+// registry (internal/fleet) and serves the fleet view to IT staff: GET
+// /v1/fleet and the page /fleet, behind the fleet viewer token.
 package gateway
 
 import (
@@ -40,6 +42,7 @@ type Server struct {
 	terminals terminals
 	status    func() any
 	log       zerolog.Logger
+	fleet     fleetView
 }
 
 // New returns a server forwarding to up; terminals maps terminal id →
@@ -55,6 +58,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+pathReport, s.handle(s.report))
 	mux.HandleFunc("POST "+pathBind, s.handle(s.bind))
 	mux.HandleFunc("GET "+pathStatus, s.handle(s.serveStatus))
+	mux.HandleFunc("POST "+pathHeartbeat, s.serveHeartbeat)
+	mux.HandleFunc("GET "+pathFleet, s.serveFleet)
+	mux.HandleFunc("GET "+pathFleetPage, s.serveFleetPage)
 	return mux
 }
 
@@ -110,15 +116,8 @@ func (s *Server) serveStatus(context.Context, string, []byte) (any, error) {
 // body; a malformed request is answered 400.
 func (s *Server) handle(fn endpoint) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		term, ok := s.terminals.authenticate(r)
+		term, body, ok := s.terminalCall(w, r, maxBody)
 		if !ok {
-			s.log.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("gateway call without a valid terminal token")
-			unauthorized(w)
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-		if err != nil {
-			http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
 			return
 		}
 		out, err := fn(r.Context(), term, body)
@@ -133,6 +132,24 @@ func (s *Server) handle(fn endpoint) http.HandlerFunc {
 			writeResult(w, out)
 		}
 	}
+}
+
+// terminalCall authenticates a terminal's call and reads its body, at
+// most limit bytes; when it reports false it has answered the call (401,
+// 413).
+func (s *Server) terminalCall(w http.ResponseWriter, r *http.Request, limit int64) (term string, body []byte, ok bool) {
+	term, ok = s.terminals.authenticate(r)
+	if !ok {
+		s.log.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("gateway call without a valid terminal token")
+		unauthorized(w)
+		return "", nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
+		return "", nil, false
+	}
+	return term, body, true
 }
 
 // platformError is err as the *card.Error to send to the terminal. An

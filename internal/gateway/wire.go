@@ -17,16 +17,26 @@ import (
 //	POST /v1/report  {"requestId": "…", "report": card.Report}   → {"result": {}}
 //	POST /v1/bind    {"requestId": "…", "binding": card.Binding} → {"result": {}}
 //	GET  /v1/status                                              → {"result": status}
+//	POST /v1/heartbeat fleet.Heartbeat                           → {"result": {}}
 //
 // A platform failure is answered 200 with {"error": card.Error}, a
 // malformed request 400 with {"error": card.Error} of class "rejected", a
 // missing or unknown bearer token 401. Request bodies are decoded
-// strictly: an unknown field is a malformed request.
+// strictly: an unknown field is a malformed request — except a
+// heartbeat's, whose unknown fields are ignored (fleet.Decode), so that a
+// newer terminal's additions do not make older gateways refuse it.
+//
+// The fleet view is for IT staff, not terminals: with the fleet viewer
+// token (bearer, or HTTP Basic with it as the password) GET /v1/fleet
+// answers {"result": fleetResult} and GET /fleet the page.
 const (
-	pathVerify = "/v1/verify"
-	pathReport = "/v1/report"
-	pathBind   = "/v1/bind"
-	pathStatus = "/v1/status"
+	pathVerify    = "/v1/verify"
+	pathReport    = "/v1/report"
+	pathBind      = "/v1/bind"
+	pathStatus    = "/v1/status"
+	pathHeartbeat = "/v1/heartbeat"
+	pathFleet     = "/v1/fleet"
+	pathFleetPage = "/fleet"
 )
 
 // reportRequest is the body of /v1/report.
@@ -76,15 +86,18 @@ func writeResult(w http.ResponseWriter, out any) {
 
 // writeError answers the platform's failure: 200, {"error": card.Error}.
 func writeError(w http.ResponseWriter, e *card.Error) {
-	jsonHeader(w)
-	w.WriteHeader(http.StatusOK) // the platform's answer travels in the body
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": e})
+	writeFailure(w, http.StatusOK, e) // the platform's answer travels in the body
 }
 
 // writeBadRequest answers a malformed request: 400, {"error": card.Error}
 // of class rejected.
 func writeBadRequest(w http.ResponseWriter, err error) {
+	writeFailure(w, http.StatusBadRequest, &card.Error{Class: card.Rejected, Msg: err.Error()})
+}
+
+// writeFailure answers status with {"error": e}.
+func writeFailure(w http.ResponseWriter, status int, e *card.Error) {
 	jsonHeader(w)
-	w.WriteHeader(http.StatusBadRequest)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": &card.Error{Class: card.Rejected, Msg: err.Error()}})
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": e})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"scanagent/internal/card"
+	"scanagent/internal/fleet"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/wire.golden")
@@ -28,12 +29,16 @@ var update = flag.Bool("update", false, "rewrite testdata/wire.golden")
 // only for an addition they ignore.
 func TestWireGolden(t *testing.T) {
 	var got strings.Builder
+	at := func() time.Time { return time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC) }
+	reg := fleet.NewMemory("gw-1", 90*time.Second, at) // shared: a heartbeat shows in the fleet
 	for _, c := range wireCases {
 		status := wireStatus
 		if c.noStatus {
 			status = nil
 		}
-		got.WriteString(exchange(New(wireUpstream{}, wireTerminals, status, zerolog.Nop()).Handler(), c))
+		s := New(wireUpstream{}, wireTerminals, status, zerolog.Nop()).WithFleet(reg, FleetOptions{Token: "fleet-viewer-token-0123456789",
+			SilentAfter: 5 * time.Minute, OfflineAfter: 90 * time.Second, Gateway: "gw-1", Now: at})
+		got.WriteString(exchange(s.Handler(), c))
 	}
 	const golden = "testdata/wire.golden"
 	if *update {
@@ -96,6 +101,12 @@ var wireCases = []wireCase{
 	{name: "status unset", method: "GET", path: "/v1/status", token: "terminal-token-0123456789", noStatus: true},
 	{name: "status no token", method: "GET", path: "/v1/status"},
 	{name: "unknown path", method: "POST", path: "/v1/nope", token: "terminal-token-0123456789", body: `{}`},
+	{name: "heartbeat ok", method: "POST", path: "/v1/heartbeat", token: "terminal-token-0123456789", body: `{"terminal":"spoofed","campus":"东院","version":"1.4.0","health":"degraded","reasons":["queue_backlog"],"scanners":[{"name":"counter","connected":true,"since":"2026-11-23T07:30:12+08:00","scans":212,"reconnects":1}],"queue":{"depth":12,"dead":1,"oldestPendingSeconds":420},"lastScan":"2026-11-23T09:59:00Z","lastError":"12 reports queued <&>","lastErrorAt":"2026-11-23T09:59:30Z","future":true}`},
+	{name: "heartbeat invalid", method: "POST", path: "/v1/heartbeat", token: "other-terminal-token-987654", body: `{"health":"green","queue":{"depth":-1}}`},
+	{name: "heartbeat not json", method: "POST", path: "/v1/heartbeat", token: "other-terminal-token-987654", body: `{`},
+	{name: "heartbeat no token", method: "POST", path: "/v1/heartbeat", body: `{"health":"ok"}`},
+	{name: "fleet", method: "GET", path: "/v1/fleet", token: "fleet-viewer-token-0123456789"},
+	{name: "fleet terminal token", method: "GET", path: "/v1/fleet", token: "terminal-token-0123456789"},
 }
 
 // wireUpstream answers by the code text or requestId of the call.

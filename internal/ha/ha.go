@@ -7,7 +7,8 @@
 // stored in etcd, sealed, and every gateway watches it and calls the
 // platform itself with it. A failover costs no new token.
 //
-// It owns the keys under <prefix>ehc/<appId>/ (leader/, token, fetch), the
+// It owns the keys under <prefix>ehc/<appId>/ (leader/, token, fetch; the
+// fleet registry owns <prefix>fleet/ and borrows the client), the
 // sealing of the stored token, and when the leader refreshes. It does not
 // call the platform: the e-Health Card client hands it a fetcher
 // (verify.EHC's getAppToken) and reads the shared token through the small
@@ -193,6 +194,11 @@ func (n *Node) Close() error {
 	n.sessEnd()
 	return n.cli.Close()
 }
+
+// Client is the node's etcd client, for the other owners of keys under
+// the prefix (the fleet registry, internal/fleet). It lives until Close;
+// callers must not close it.
+func (n *Node) Client() *clientv3.Client { return n.cli }
 
 // Leading reports whether this gateway holds the leadership now (as far
 // as it knows: a partitioned leader learns it lost its lease only when its

@@ -59,3 +59,62 @@ func keepEnds(s string, head, tail int) string {
 	}
 	return string(r[:head]) + strings.Repeat("*", n-head-tail) + string(r[n-tail:])
 }
+
+// Text masks what looks like personal data or a secret in free text (an
+// error message, a reason): every run of letters, digits, '_', '+' and '-'
+// that is an ID number (18 or 15 characters) is masked as ID, a mobile
+// number as Phone, and any other run of 16 or more that holds a digit (a
+// code payload, a token, a card number) as QR. Names cannot be told from
+// words, so text must never carry one unmasked. Masked text is left as it
+// is: a second pass changes nothing.
+func Text(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "?")
+	}
+	var b strings.Builder
+	start := -1
+	flush := func(end int) {
+		if start >= 0 {
+			b.WriteString(maskRun(s[start:end]))
+			start = -1
+		}
+	}
+	for i, r := range s {
+		if isRunChar(r) {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		flush(i)
+		b.WriteRune(r)
+	}
+	flush(len(s))
+	return b.String()
+}
+
+func isRunChar(r rune) bool {
+	return r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_' || r == '+' || r == '-'
+}
+
+// maskRun masks one run of Text.
+func maskRun(run string) string {
+	digits := 0
+	for i := 0; i < len(run); i++ {
+		if run[i] >= '0' && run[i] <= '9' {
+			digits++
+		}
+	}
+	n := len(run) // ASCII only
+	switch {
+	case digits == 0:
+		return run
+	case n == 18 && digits >= 17 && (digits == 18 || run[17] == 'X' || run[17] == 'x'), n == 15 && digits == 15:
+		return ID(run)
+	case n == 11 && digits == 11 && run[0] == '1':
+		return Phone(run)
+	case n >= 16:
+		return QR(run)
+	}
+	return run
+}

@@ -64,3 +64,32 @@ func FuzzMask(f *testing.F) {
 		}
 	})
 }
+
+func TestText(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"open /dev/ttyUSB0: no such file or directory", "open /dev/ttyUSB0: no such file or directory"},
+		{"id 432901198810228888 refused", "id 4329**********8888 refused"},
+		{"id=11010519491231002X", "id=1101**********002X"},
+		{"old id 432901881022888.", "old id 4329*******2888."},
+		{"phone 18812342012", "phone 188****2012"},
+		{"code D109C4C340995DFC:1 invalid", "code D109C4******5DFC:1 invalid"},
+		{"Bearer terminal-token-0123456789", "Bearer termin***************6789"},
+		{"card 6222021234567890123", "card 622202*********0123"},
+		{"reportHISData: platform error -10019 二维码无效 (rejected)", "reportHISData: platform error -10019 二维码无效 (rejected)"},
+		{"Post \"http://10.0.0.1:8471/v1/verify\": dial tcp 10.0.0.1:8471: connect: connection refused",
+			"Post \"http://10.0.0.1:8471/v1/verify\": dial tcp 10.0.0.1:8471: connect: connection refused"},
+		{"platform_unreachable_for_a_long_time", "platform_unreachable_for_a_long_time"},
+		{"龙*英 4329**********8888", "龙*英 4329**********8888"},
+		{"bad \xff utf8 432901198810228888", "bad ? utf8 4329**********8888"},
+	}
+	for _, tt := range tests {
+		got := Text(tt.in)
+		if got != tt.want {
+			t.Errorf("Text(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if again := Text(got); again != got {
+			t.Errorf("Text(%q) twice = %q, want it unchanged", tt.in, again)
+		}
+	}
+}

@@ -134,6 +134,23 @@ func (p *pass) record(err error) {
 	}
 }
 
+// note settles the pass of a passive call (a terminal's heartbeat): a
+// failure to reach the gateway (reached false) counts as record counts
+// it; an answer counts nothing, and a success clears the call's last
+// error.
+func (p *pass) note(err error, reached bool) {
+	if !reached {
+		p.record(err)
+		return
+	}
+	g := p.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p.settle() && err == nil {
+		delete(g.lastErr, p.api)
+	}
+}
+
 // GateState is the breaker's state for status pages.
 type GateState struct {
 	BreakerOpen bool                 `json:"breakerOpen"`

@@ -19,10 +19,14 @@ import (
 // internal/gateway; the two share no code, and the contract test in
 // internal/gateway keeps them compatible).
 const (
-	gwVerify = "/v1/verify"
-	gwReport = "/v1/report"
-	gwBind   = "/v1/bind"
+	gwVerify    = "/v1/verify"
+	gwReport    = "/v1/report"
+	gwBind      = "/v1/bind"
+	gwHeartbeat = "/v1/heartbeat"
 )
+
+// APIHeartbeat names a terminal's heartbeat in breakers and errors.
+const APIHeartbeat = "heartbeat"
 
 // Upstream is a platform client's method set, what the direct client (EHC)
 // and a terminal's gateway client (Gateway) both offer.
@@ -122,17 +126,29 @@ func bareGatewayURL(u string) string {
 	return u
 }
 
-// call makes the call on the first gateway that answers it. sendOnce
-// (a dynamic code, which the platform may consume) moves on only after
-// an attempt that surely was not processed. requestID, when set, is the
-// queued record's: an attempt whose outcome is unknown is repeated with
-// it on the next gateway, and the platform's 10054 to the repeat means
-// the first was processed (SPEC §4).
-func (c *Gateway) call(ctx context.Context, api, path, requestID string, sendOnce bool, in, out any) error {
+// gwCall is one call of the gateway wire.
+type gwCall struct {
+	api, path string
+	// requestID, when set, is the queued record's: an attempt whose
+	// outcome is unknown is repeated with it on the next gateway, and the
+	// platform's 10054 to the repeat means the first was processed (SPEC
+	// §4).
+	requestID string
+	// sendOnce (a dynamic code, which the platform may consume) moves on
+	// only after an attempt that surely was not processed.
+	sendOnce bool
+	// passive feeds the breakers only failures to reach a gateway (a
+	// heartbeat: a gateway that takes it says nothing of the platform
+	// behind it).
+	passive bool
+}
+
+// call makes the call on the first gateway that answers it.
+func (c *Gateway) call(ctx context.Context, k gwCall, in, out any) error {
 	var err error
 	unknown := false // an earlier attempt of this call may have been processed
 	for i := range c.urls {
-		p, gerr := c.gates[i].allow(api)
+		p, gerr := c.gates[i].allow(k.api)
 		if gerr != nil {
 			if err == nil {
 				err = gerr
@@ -140,18 +156,18 @@ func (c *Gateway) call(ctx context.Context, api, path, requestID string, sendOnc
 			continue // breaker open: the next gateway
 		}
 		var moveOn bool
-		moveOn, err = c.attempt(ctx, p, i, api, path, in, out)
+		moveOn, err = c.attempt(ctx, p, i, k, in, out)
 		if !moveOn || ctx.Err() != nil {
 			break
 		}
 		if e, ok := card.AsError(err); ok && e.Unknown {
-			if sendOnce {
+			if k.sendOnce {
 				break
 			}
 			unknown = true
 		}
 	}
-	if unknown && requestID != "" {
+	if unknown && k.requestID != "" {
 		return replayed(err)
 	}
 	return err
@@ -159,15 +175,19 @@ func (c *Gateway) call(ctx context.Context, api, path, requestID string, sendOnc
 
 // attempt calls gateway i; moveOn says the gateway could not be reached
 // or refused to serve, so the next one should be tried.
-func (c *Gateway) attempt(ctx context.Context, p *pass, i int, api, path string, in, out any) (moveOn bool, err error) {
+func (c *Gateway) attempt(ctx context.Context, p *pass, i int, k gwCall, in, out any) (moveOn bool, err error) {
 	defer p.release() // frees a half-open trial however the call ends
-	a, err := c.post(ctx, api, c.urls[i], path, in)
+	a, err := c.post(ctx, k.api, c.urls[i], k.path, in)
 	if err == nil {
-		moveOn, err = c.interpret(api, c.urls[i], path, a, out)
+		moveOn, err = c.interpret(k.api, c.urls[i], k.path, a, out)
 	} else {
 		moveOn = true
 	}
-	if ctx.Err() == nil {
+	switch {
+	case ctx.Err() != nil:
+	case k.passive:
+		p.note(err, !moveOn)
+	default:
 		p.record(err)
 	}
 	return moveOn, err
@@ -271,17 +291,28 @@ func (c *Gateway) Verify(ctx context.Context, r card.Request) (card.Identity, er
 	once := r.Kind == card.KindEHCDynamic
 	return retry(ctx, c.o.Retries, once, func() (card.Identity, error) {
 		var id card.Identity
-		err := c.call(ctx, "verify", gwVerify, "", once, r, &id)
+		err := c.call(ctx, gwCall{api: "verify", path: gwVerify, sendOnce: once}, r, &id)
 		return id, err
 	})
 }
 
 // ReportHISData forwards a usage report.
 func (c *Gateway) ReportHISData(ctx context.Context, r card.Report, requestID string) error {
-	return c.call(ctx, APIReportHISData, gwReport, requestID, false, map[string]any{"requestId": requestID, "report": r}, nil)
+	return c.call(ctx, gwCall{api: APIReportHISData, path: gwReport, requestID: requestID}, map[string]any{"requestId": requestID, "report": r}, nil)
 }
 
 // BindCardRelation forwards a binding.
 func (c *Gateway) BindCardRelation(ctx context.Context, b card.Binding, requestID string) error {
-	return c.call(ctx, APIBindCardRelation, gwBind, requestID, false, map[string]any{"requestId": requestID, "binding": b}, nil)
+	return c.call(ctx, gwCall{api: APIBindCardRelation, path: gwBind, requestID: requestID}, map[string]any{"requestId": requestID, "binding": b}, nil)
+}
+
+// Heartbeat sends the terminal's state (a fleet.Heartbeat; the gateway
+// takes the terminal's id from its token) to the first gateway that takes
+// it, through the same breakers and failover as the platform calls. It
+// only feeds them failures to reach a gateway: a gateway that takes a
+// heartbeat says nothing of the platform behind it, so a success neither
+// closes a breaker nor resets its count, and a refusal (a gateway older
+// than heartbeats answers 404) leaves them as they are.
+func (c *Gateway) Heartbeat(ctx context.Context, hb any) error {
+	return c.call(ctx, gwCall{api: APIHeartbeat, path: gwHeartbeat, passive: true}, hb, nil)
 }

@@ -27,10 +27,15 @@ type haGateway struct {
 	a               *agent
 }
 
-const haTerminalToken = "counter-09-token-0123456789"
+const (
+	haTerminalToken  = "counter-09-token-0123456789"
+	haTerminal2Token = "counter-10-token-0123456789"
+	haFleetToken     = "fleet-viewer-token-0123456789"
+)
 
 // newHAGateway writes a gateway's configuration: [gateway.ha] on etcd,
-// a 3 s lease, one terminal.
+// a 3 s lease, two terminals, the fleet view (terminals heartbeat every
+// second, offline after 10 s).
 func newHAGateway(t *testing.T, s *setup, name, etcd string) *haGateway {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	g := &haGateway{name: name, addr: ln.Addr().String()}
@@ -47,11 +52,18 @@ format = "json"
 [platform]
 %srequest_timeout = "1s"
 connect_timeout = "500ms"
+heartbeat_interval = "1s"
 [gateway]
 enabled = true
 listen = %q
+fleet_token = %q
+offline_after = "10s"
+silent_after = "30s"
 [[gateway.terminal]]
 id = "counter-09"
+token = %q
+[[gateway.terminal]]
+id = "counter-10"
 token = %q
 [gateway.ha]
 enabled = true
@@ -60,7 +72,7 @@ lease_ttl = "3s"
 token_key = "%s"
 [his.api]
 enabled = false
-`, name, dir, platformTOML(s.pURL), g.addr, haTerminalToken, etcd, strings.Repeat("ab", 32))
+`, name, dir, platformTOML(s.pURL), g.addr, haFleetToken, haTerminalToken, haTerminal2Token, etcd, strings.Repeat("ab", 32))
 	if err := os.WriteFile(g.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -102,13 +114,28 @@ func (g *haGateway) leading(t *testing.T) bool {
 // served counts the verifications this gateway served the terminal.
 func (g *haGateway) served() int { return strings.Count(g.a.log(), `"message":"gateway verified"`) }
 
+// servedBy returns g.served() once it reached want (its log lines are read
+// asynchronously: the terminal may report a scan before the harness has
+// read the gateway's line about it), or after 3 s.
+func (g *haGateway) servedBy(want int) int {
+	for deadline := time.Now().Add(3 * time.Second); g.served() < want && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return g.served()
+}
+
 // TestHAGateways runs two gateways in [gateway.ha] on a real etcd, one fake
-// platform and a terminal with both gateways in platform.gateway_urls:
-// (a) both gateways serve verifications with one getAppToken between them;
-// (b) the leader is killed: the other leads with the stored token, and no
-// second getAppToken happens; (d) the terminal keeps verifying while its
-// first gateway is down and returns to it when it is back. Every report
-// of the terminal reaches the platform exactly once.
+// platform and two terminals with both gateways in platform.gateway_urls
+// (counter-09 scans and prefers gw1; counter-10 only heartbeats and
+// prefers gw2): (a) both gateways serve verifications with one
+// getAppToken between them; (b) the leader is killed: the other leads
+// with the stored token, and no second getAppToken happens; (d) the
+// terminal keeps verifying while its first gateway is down and returns to
+// it when it is back; (c) the new leader is stopped (SIGSTOP) beyond its
+// lease: the other leads, still without a getAppToken, and the stopped
+// one, continued, follows. Every report of the terminal reaches the
+// platform exactly once, and throughout, the fleet view of a running
+// gateway lists both terminals online.
 func TestHAGateways(t *testing.T) {
 	etcd := etcdtest.Start(t)
 	s := newSetup(t, device.Options{Baud: 115200, Suffix: "\r"})
@@ -148,6 +175,8 @@ breaker_failures = 1
 breaker_cooldown = "2s"
 connect_timeout = "500ms"
 request_timeout = "3s"
+heartbeat_interval = "1s"
+campus = "east"
 [code]
 debounce = "0s"
 [[source]]
@@ -161,6 +190,15 @@ card_channel = "0100"
 enabled = false
 `, s.dir, gw1.addr, gw2.addr, haTerminalToken, s.link)), 0o600)
 	term := s.start(termCfg)
+	term2 := startHATerminal2(t, gw2.addr, gw1.addr)
+	terminals := []string{"counter-09", "counter-10"}
+	for _, g := range []*haGateway{gw1, gw2} {
+		f := waitFleetOnline(t, g.addr, haFleetToken, terminals...)
+		if f["counter-09"].Via != "gw1" || f["counter-10"].Via != "gw2" || f["counter-09"].Campus != "east" {
+			t.Fatalf("%s's fleet view: %+v; each terminal should heartbeat its preferred gateway", g.name, f)
+		}
+	}
+	fleet := watchFleet(gw1.addr, haFleetToken, terminals...)
 	scans := 0
 	scan := func(c platform.Card) {
 		t.Helper()
@@ -172,12 +210,13 @@ enabled = false
 		scans++
 	}
 	scan(cards[0])
-	if gw1.served() != 2 || gw2.served() != 1 { // one each: the direct calls above
+	if gw1.servedBy(2) != 2 || gw2.served() != 1 { // one each: the direct calls above
 		t.Fatalf("served %d/%d: the terminal should prefer gw1", gw1.served(), gw2.served())
 	}
 
 	// (b), (d): the leader dies. The terminal moves to gw2 at once; gw2
 	// leads after the lease's TTL, with the stored token.
+	fleet.use(t, gw2.addr)
 	killed := time.Now()
 	gw1.a.stop(syscall.SIGKILL, 5*time.Second)
 	scan(cards[1])
@@ -185,7 +224,7 @@ enabled = false
 	waitUntilWithin(t, "gw2 to lead", 3*time.Second+10*time.Second, func() bool { return gw2.leading(t) })
 	t.Logf("gw2 leads %v after gw1 was killed (lease_ttl 3s)", time.Since(killed).Round(10*time.Millisecond))
 	scan(cards[1])
-	if n := gw2.served(); n != 4 {
+	if n := gw2.servedBy(4); n != 4 {
 		t.Fatalf("gw2 served %d verifications, want 4", n)
 	}
 
@@ -199,9 +238,16 @@ enabled = false
 	time.Sleep(2500 * time.Millisecond)
 	scan(cards[0])
 	scan(cards[1])
-	if n := gw1.served(); n != 2 {
+	if n := gw1.servedBy(2); n != 2 {
 		t.Fatalf("the restarted gw1 served %d verifications, want the terminal back on it (2)", n)
 	}
+	haStopLeader(t, gw1, gw2, fleet, func() { scan(cards[1]) })
+	scan(cards[0])
+	polls, misses := fleet.finish()
+	if len(misses) > 0 || polls < 20 {
+		t.Fatalf("fleet view polled %d times; terminals missing or offline in %d polls:\n%s", polls, len(misses), strings.Join(misses, "\n"))
+	}
+	t.Logf("fleet view polled %d times through a kill -9 and a SIGSTOP/SIGCONT: both terminals online in every poll", polls)
 	waitUntilWithin(t, "every report delivered", 20*time.Second, func() bool { return len(s.platform.Stats().Reports) >= scans })
 	time.Sleep(500 * time.Millisecond)
 	st := s.platform.Stats()
@@ -215,8 +261,72 @@ enabled = false
 		t.Fatalf("%d calls with a dead token", n)
 	}
 	term.stop(syscall.SIGTERM, 6*time.Second)
+	term2.stop(syscall.SIGTERM, 6*time.Second)
 	gw2.a.stop(syscall.SIGTERM, 6*time.Second)
 	gw1.a.stop(syscall.SIGTERM, 6*time.Second)
+}
+
+// startHATerminal2 starts counter-10: no scanner, gateways in the order
+// given, a heartbeat every second.
+func startHATerminal2(t *testing.T, gateways ...string) *agent {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "terminal2.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
+[agent]
+terminal_id = "counter-10"
+data_dir = %q
+[log]
+format = "json"
+[platform]
+mode = "gateway"
+gateway_urls = ["http://%s", "http://%s"]
+gateway_token = %q
+retries = 0
+breaker_failures = 1
+breaker_cooldown = "2s"
+connect_timeout = "500ms"
+request_timeout = "3s"
+heartbeat_interval = "1s"
+campus = "west"
+[his.api]
+enabled = false
+`, dir, gateways[0], gateways[1], haTerminal2Token)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := &agent{t: t, events: make(chan event, 4096), done: make(chan struct{})}
+	startProcess(t, a, cfg)
+	a.waitFor("agent ready", 10*time.Second)
+	return a
+}
+
+// haStopLeader is (c): the leader (stopped) is frozen with SIGSTOP beyond
+// its lease; the other gateway (next) leads with the stored token and
+// takes counter-10's heartbeats (which preferred the stopped one); after
+// SIGCONT the stopped gateway follows. during runs while it is stopped,
+// once next leads. The fleet watch polls next meanwhile.
+func haStopLeader(t *testing.T, next, stopped *haGateway, fleet *fleetWatch, during func()) {
+	t.Helper()
+	fleet.use(t, next.addr)
+	at := time.Now()
+	if err := stopped.a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntilWithin(t, next.name+" to lead", 3*time.Second+10*time.Second, func() bool { return next.leading(t) })
+	t.Logf("%s leads %v after %s was stopped (SIGSTOP, lease_ttl 3s)", next.name, time.Since(at).Round(10*time.Millisecond), stopped.name)
+	during()
+	waitUntilWithin(t, "counter-10's heartbeats to move to "+next.name, 10*time.Second, func() bool {
+		f, err := readFleet(next.addr, haFleetToken)
+		return err == nil && f["counter-10"].Via == next.name
+	})
+	time.Sleep(4 * time.Second) // longer than a heartbeat stalled on the stopped gateway
+	if err := stopped.a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitUntilWithin(t, stopped.name+" to follow after SIGCONT", 15*time.Second, func() bool { return !stopped.leading(t) })
+	if !next.leading(t) {
+		t.Fatalf("%s lost the leadership to the continued %s", next.name, stopped.name)
+	}
+	waitFleetOnline(t, stopped.addr, haFleetToken, "counter-09", "counter-10")
 }
 
 func waitUntilWithin(t *testing.T, what string, d time.Duration, cond func() bool) {
