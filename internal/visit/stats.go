@@ -62,18 +62,26 @@ func (p *Pipeline) SinkNames() []string {
 // deliver hands the visit to every sink. Sinks run side by side: a slow
 // HIS push does not delay the others.
 func (p *Pipeline) deliver(ctx context.Context, v card.Visit) {
-	var wg sync.WaitGroup
-	for _, s := range p.sinks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.sink.Deliver(ctx, v); err != nil {
-				s.stats.Failed.Add(1)
-				p.o.Log.Warn().Err(err).Str("sink", s.name).Str("scan", v.ID).Msg("HIS hand-off failed")
-				return
-			}
-			s.stats.Delivered.Add(1)
-		}()
+	if len(p.sinks) == 0 {
+		return
 	}
+	// The first sink (the local API, when on) runs on this goroutine: one
+	// sink, the usual case, costs no goroutine to wake. The others run
+	// beside it.
+	var wg sync.WaitGroup
+	for _, s := range p.sinks[1:] {
+		wg.Go(func() { p.deliverTo(ctx, s, v) })
+	}
+	p.deliverTo(ctx, p.sinks[0], v)
 	wg.Wait()
+}
+
+// deliverTo hands v to one sink and counts the outcome.
+func (p *Pipeline) deliverTo(ctx context.Context, s sink, v card.Visit) {
+	if err := s.sink.Deliver(ctx, v); err != nil {
+		s.stats.Failed.Add(1)
+		p.o.Log.Warn().Err(err).Str("sink", s.name).Str("scan", v.ID).Msg("HIS hand-off failed")
+		return
+	}
+	s.stats.Delivered.Add(1)
 }
