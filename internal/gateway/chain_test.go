@@ -25,7 +25,7 @@ type chain struct {
 	url   string // the platform's
 }
 
-func newChain(t *testing.T) *chain {
+func newChain(t testing.TB) *chain {
 	t.Helper()
 	c := newClock()
 	fake := platform.New(platform.Config{Now: c.Now})
@@ -49,7 +49,7 @@ func (ch *chain) direct() *verify.EHC {
 
 // terminal starts a gateway in front of a direct client and returns a
 // terminal's client of it.
-func (ch *chain) terminal(t *testing.T) *verify.Gateway {
+func (ch *chain) terminal(t testing.TB) *verify.Gateway {
 	url := start(t, ch.direct(), zerolog.Nop())
 	return verify.NewGateway(verify.GatewayOptions{URL: url, Token: terminalToken, Retries: 1, BreakerFailures: 3,
 		BreakerCooldown: 30 * time.Second, Now: ch.clock.Now})

@@ -81,6 +81,23 @@ func TestOneLeaderOneFetchAndFailover(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// A gateway stopped normally resigns: its lease is revoked by the time
+	// Close returns, so its election key is gone and gw-b need not wait out
+	// the lease (maintenance costs no failover delay).
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	keys, err := cli.Get(context.Background(), b.election, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range keys.Kvs {
+		if string(kv.Value) == "gw-a" {
+			t.Fatalf("gw-a's election key %s outlives its Close: it did not resign", kv.Key)
+		}
+	}
 	eventually(t, "gw-b to lead after gw-a left", b.Leading)
 	if got := token(b); got != "token-1" {
 		t.Fatalf("token after failover = %q", got)
@@ -92,7 +109,7 @@ func TestOneLeaderOneFetchAndFailover(t *testing.T) {
 	// The platform refused the token: the new leader refetches, once,
 	// when the fence and the interval allow it; the interval counts from
 	// gw-a's fetch, so it refuses now.
-	err := b.Refresh(context.Background(), "token-1")
+	err = b.Refresh(context.Background(), "token-1")
 	if err == nil || !strings.Contains(err.Error(), "the next may come after") {
 		t.Fatalf("refresh within min_fetch_interval = %v", err)
 	}

@@ -111,6 +111,14 @@ func (g *haGateway) leading(t *testing.T) bool {
 	return h["leading"] == true
 }
 
+// fetches is the gateway's getAppToken calls since it started (its HA status).
+func (g *haGateway) fetches(t *testing.T) int {
+	st, _ := g.call(t, http.MethodGet, "/v1/status", nil)["result"].(map[string]any)
+	h, _ := st["ha"].(map[string]any)
+	n, _ := h["fetches"].(float64)
+	return int(n)
+}
+
 // served counts the verifications this gateway served the terminal.
 func (g *haGateway) served() int { return strings.Count(g.a.log(), `"message":"gateway verified"`) }
 
@@ -124,39 +132,41 @@ func (g *haGateway) servedBy(want int) int {
 	return g.served()
 }
 
-// TestHAGateways runs two gateways in [gateway.ha] on a real etcd, one fake
-// platform and two terminals with both gateways in platform.gateway_urls
-// (counter-09 scans and prefers gw1; counter-10 only heartbeats and
-// prefers gw2): (a) both gateways serve verifications with one
-// getAppToken between them; (b) the leader is killed: the other leads
-// with the stored token, and no second getAppToken happens; (d) the
-// terminal keeps verifying while its first gateway is down and returns to
-// it when it is back; (c) the new leader is stopped (SIGSTOP) beyond its
-// lease: the other leads, still without a getAppToken, and the stopped
-// one, continued, follows. Every report of the terminal reaches the
-// platform exactly once, and throughout, the fleet view of a running
+// TestHAGateways runs three gateways in [gateway.ha] on a real etcd, one
+// fake platform and two terminals with every gateway in
+// platform.gateway_urls (counter-09 scans and prefers gw1; counter-10 only
+// heartbeats and prefers gw2, then gw3): (a) all gateways serve
+// verifications with one getAppToken between them; (b) the leader is
+// killed: the terminal's next scan verifies through gw2 within lease_ttl +
+// 2 s, gw2 leads with the stored token, and no second getAppToken happens;
+// (d) the terminal returns to gw1 when it is back; (c) the new leader, gw2,
+// is stopped (SIGSTOP) beyond its lease: gw3, next in line, leads, still
+// without a getAppToken, and gw2, continued, follows and never fetched.
+// Every report of the terminal reaches the platform exactly once, no call
+// carries a dead token, and throughout, the fleet view of a running
 // gateway lists both terminals online.
 func TestHAGateways(t *testing.T) {
 	etcd := etcdtest.Start(t)
 	s := newSetup(t, device.Options{Baud: 115200, Suffix: "\r"})
 	cards := platform.BuiltinCards()
-	gw1, gw2 := newHAGateway(t, s, "gw1", etcd.Endpoint), newHAGateway(t, s, "gw2", etcd.Endpoint)
+	gw1, gw2, gw3 := newHAGateway(t, s, "gw1", etcd.Endpoint), newHAGateway(t, s, "gw2", etcd.Endpoint), newHAGateway(t, s, "gw3", etcd.Endpoint)
 	gw1.start(t)
 	gw1.a.waitFor("shared appToken updated", 10*time.Second)
 	gw2.start(t)
+	gw3.start(t) // campaigns after gw2: next in line after it
 
-	// (a) both serve with the one token.
-	for _, g := range []*haGateway{gw1, gw2} {
+	// (a) all three serve with the one token.
+	for _, g := range []*haGateway{gw1, gw2, gw3} {
 		ans := g.call(t, http.MethodPost, "/v1/verify", map[string]any{"kind": "ehc_static", "qrCodeText": cards[2].QRCodeText})
 		if id, _ := ans["result"].(map[string]any); id["name"] != "欧阳娜娜" {
 			t.Fatalf("%s verify: %v", g.name, ans)
 		}
 	}
-	if !gw1.leading(t) || gw2.leading(t) {
-		t.Fatal("gw1 should lead, gw2 follow")
+	if !gw1.leading(t) || gw2.leading(t) || gw3.leading(t) {
+		t.Fatal("gw1 should lead, gw2 and gw3 follow")
 	}
 	if n := s.platform.Stats().Tokens; n != 1 {
-		t.Fatalf("%d getAppToken calls for two gateways; want 1", n)
+		t.Fatalf("%d getAppToken calls for three gateways; want 1", n)
 	}
 
 	termCfg := filepath.Join(s.dir, "terminal.toml")
@@ -168,7 +178,7 @@ data_dir = %q
 format = "json"
 [platform]
 mode = "gateway"
-gateway_urls = ["http://%s", "http://%s"]
+gateway_urls = ["http://%s", "http://%s", "http://%s"]
 gateway_token = %q
 retries = 0
 breaker_failures = 1
@@ -188,11 +198,11 @@ department = "内科"
 card_channel = "0100"
 [his.api]
 enabled = false
-`, s.dir, gw1.addr, gw2.addr, haTerminalToken, s.link)), 0o600)
+`, s.dir, gw1.addr, gw2.addr, gw3.addr, haTerminalToken, s.link)), 0o600)
 	term := s.start(termCfg)
-	term2 := startHATerminal2(t, gw2.addr, gw1.addr)
+	term2 := startHATerminal2(t, gw2.addr, gw3.addr, gw1.addr)
 	terminals := []string{"counter-09", "counter-10"}
-	for _, g := range []*haGateway{gw1, gw2} {
+	for _, g := range []*haGateway{gw1, gw2, gw3} {
 		f := waitFleetOnline(t, g.addr, haFleetToken, terminals...)
 		if f["counter-09"].Via != "gw1" || f["counter-10"].Via != "gw2" || f["counter-09"].Campus != "east" {
 			t.Fatalf("%s's fleet view: %+v; each terminal should heartbeat its preferred gateway", g.name, f)
@@ -210,8 +220,8 @@ enabled = false
 		scans++
 	}
 	scan(cards[0])
-	if gw1.servedBy(2) != 2 || gw2.served() != 1 { // one each: the direct calls above
-		t.Fatalf("served %d/%d: the terminal should prefer gw1", gw1.served(), gw2.served())
+	if gw1.servedBy(2) != 2 || gw2.served() != 1 || gw3.served() != 1 { // one each: the direct calls above
+		t.Fatalf("served %d/%d/%d: the terminal should prefer gw1", gw1.served(), gw2.served(), gw3.served())
 	}
 
 	// (b), (d): the leader dies. The terminal moves to gw2 at once; gw2
@@ -220,6 +230,11 @@ enabled = false
 	killed := time.Now()
 	gw1.a.stop(syscall.SIGKILL, 5*time.Second)
 	scan(cards[1])
+	if d := time.Since(killed); d > 3*time.Second+2*time.Second {
+		t.Fatalf("the first scan after the kill took %v; want at most lease_ttl + 2 s", d)
+	} else {
+		t.Logf("first scan after the kill verified %v after it (through gw2)", d.Round(10*time.Millisecond))
+	}
 	scan(cards[0])
 	waitUntilWithin(t, "gw2 to lead", 3*time.Second+10*time.Second, func() bool { return gw2.leading(t) })
 	t.Logf("gw2 leads %v after gw1 was killed (lease_ttl 3s)", time.Since(killed).Round(10*time.Millisecond))
@@ -241,7 +256,15 @@ enabled = false
 	if n := gw1.servedBy(2); n != 2 {
 		t.Fatalf("the restarted gw1 served %d verifications, want the terminal back on it (2)", n)
 	}
-	haStopLeader(t, gw1, gw2, fleet, func() { scan(cards[1]) })
+	haStopLeader(t, gw3, gw2, fleet, func() { scan(cards[1]) })
+	if gw1.leading(t) {
+		t.Fatal("gw1 leads; gw3 campaigned before its restart and should")
+	}
+	for _, g := range []*haGateway{gw1, gw2, gw3} {
+		if n := g.fetches(t); g != gw1 && n != 0 {
+			t.Fatalf("%s called getAppToken %d times; only gw1, the first leader, should have", g.name, n)
+		}
+	}
 	scan(cards[0])
 	polls, misses := fleet.finish()
 	if len(misses) > 0 || polls < 20 {
@@ -262,6 +285,7 @@ enabled = false
 	}
 	term.stop(syscall.SIGTERM, 6*time.Second)
 	term2.stop(syscall.SIGTERM, 6*time.Second)
+	gw3.a.stop(syscall.SIGTERM, 6*time.Second)
 	gw2.a.stop(syscall.SIGTERM, 6*time.Second)
 	gw1.a.stop(syscall.SIGTERM, 6*time.Second)
 }
@@ -279,7 +303,7 @@ data_dir = %q
 format = "json"
 [platform]
 mode = "gateway"
-gateway_urls = ["http://%s", "http://%s"]
+gateway_urls = ["http://%s", "http://%s", "http://%s"]
 gateway_token = %q
 retries = 0
 breaker_failures = 1
@@ -290,7 +314,7 @@ heartbeat_interval = "1s"
 campus = "west"
 [his.api]
 enabled = false
-`, dir, gateways[0], gateways[1], haTerminal2Token)), 0o600); err != nil {
+`, dir, gateways[0], gateways[1], gateways[2], haTerminal2Token)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	a := &agent{t: t, events: make(chan event, 4096), done: make(chan struct{})}
