@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"scanagent/internal/card"
+	"scanagent/internal/fleet"
 	"scanagent/internal/queue"
 	"scanagent/internal/scanner"
 	"scanagent/internal/verify"
@@ -22,12 +23,13 @@ import (
 // agent rides it out, but someone should look), and a configuration that is
 // not filled in yet makes it unconfigured, whatever else.
 
-// Health levels.
+// Health levels: those a terminal reports in its heartbeat (defined
+// there, the wire of the fleet view).
 const (
-	HealthOK           = "ok"
-	HealthDegraded     = "degraded"
-	HealthCritical     = "critical"
-	HealthUnconfigured = "unconfigured"
+	HealthOK           = fleet.HealthOK
+	HealthDegraded     = fleet.HealthDegraded
+	HealthCritical     = fleet.HealthCritical
+	HealthUnconfigured = fleet.HealthUnconfigured
 )
 
 // Severities of a reason.

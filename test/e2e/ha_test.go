@@ -170,23 +170,7 @@ func TestHAGateways(t *testing.T) {
 	}
 
 	termCfg := filepath.Join(s.dir, "terminal.toml")
-	os.WriteFile(termCfg, []byte(fmt.Sprintf(`
-[agent]
-terminal_id = "counter-09"
-data_dir = %q
-[log]
-format = "json"
-[platform]
-mode = "gateway"
-gateway_urls = ["http://%s", "http://%s", "http://%s"]
-gateway_token = %q
-retries = 0
-breaker_failures = 1
-breaker_cooldown = "2s"
-connect_timeout = "500ms"
-request_timeout = "3s"
-heartbeat_interval = "1s"
-campus = "east"
+	source := fmt.Sprintf(`
 [code]
 debounce = "0s"
 [[source]]
@@ -196,9 +180,10 @@ baud = 115200
 scene = "010101"
 department = "内科"
 card_channel = "0100"
-[his.api]
-enabled = false
-`, s.dir, gw1.addr, gw2.addr, gw3.addr, haTerminalToken, s.link)), 0o600)
+`, s.link)
+	if err := os.WriteFile(termCfg, []byte(haTerminalTOML("counter-09", s.dir, haTerminalToken, "east", source, gw1.addr, gw2.addr, gw3.addr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	term := s.start(termCfg)
 	term2 := startHATerminal2(t, gw2.addr, gw3.addr, gw1.addr)
 	terminals := []string{"counter-09", "counter-10"}
@@ -290,20 +275,23 @@ enabled = false
 	gw1.a.stop(syscall.SIGTERM, 6*time.Second)
 }
 
-// startHATerminal2 starts counter-10: no scanner, gateways in the order
-// given, a heartbeat every second.
-func startHATerminal2(t *testing.T, gateways ...string) *agent {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "terminal2.toml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
+// haTerminalTOML is a terminal's configuration: gateway mode on the
+// gateways given, in that order, a heartbeat every second, one quick
+// failover (no retries, a breaker that opens at once), plus extra tables.
+func haTerminalTOML(id, dir, token, campus, extra string, gateways ...string) string {
+	urls := make([]string, len(gateways))
+	for i, g := range gateways {
+		urls[i] = fmt.Sprintf("%q", "http://"+g)
+	}
+	return fmt.Sprintf(`
 [agent]
-terminal_id = "counter-10"
+terminal_id = %q
 data_dir = %q
 [log]
 format = "json"
 [platform]
 mode = "gateway"
-gateway_urls = ["http://%s", "http://%s", "http://%s"]
+gateway_urls = [%s]
 gateway_token = %q
 retries = 0
 breaker_failures = 1
@@ -311,10 +299,18 @@ breaker_cooldown = "2s"
 connect_timeout = "500ms"
 request_timeout = "3s"
 heartbeat_interval = "1s"
-campus = "west"
+campus = %q
 [his.api]
 enabled = false
-`, dir, gateways[0], gateways[1], gateways[2], haTerminal2Token)), 0o600); err != nil {
+%s`, id, dir, strings.Join(urls, ", "), token, campus, extra)
+}
+
+// startHATerminal2 starts counter-10: no scanner, gateways in the order
+// given, a heartbeat every second.
+func startHATerminal2(t *testing.T, gateways ...string) *agent {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "terminal2.toml")
+	if err := os.WriteFile(cfg, []byte(haTerminalTOML("counter-10", dir, haTerminal2Token, "west", "", gateways...)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	a := &agent{t: t, events: make(chan event, 4096), done: make(chan struct{})}
