@@ -267,3 +267,34 @@ func TestStatusCarriesHealth(t *testing.T) {
 		t.Fatalf("health JSON: %s", b)
 	}
 }
+
+// A terminal with several gateways shows its breaker towards each in
+// /v1/status.
+func TestStatusShowsEachGateway(t *testing.T) {
+	dir := t.TempDir()
+	in := fmt.Sprintf("[agent]\ndata_dir = %q\n[platform]\nmode = \"gateway\"\ngateway_urls = [\"http://10.0.0.1:8471\", \"https://10.0.0.2:8471\"]\n"+
+		"gateway_token = \"terminal-token-0123456789abcdef\"\n[his.api]\nenabled = false\n", dir)
+	cfg, err := config.Parse([]byte(in), "t.toml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := build(cfg, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(a.status())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Platform struct {
+			Gateways []struct {
+				URL         string `json:"url"`
+				BreakerOpen bool   `json:"breakerOpen"`
+			} `json:"gateways"`
+		} `json:"platform"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil || len(st.Platform.Gateways) != 2 || st.Platform.Gateways[1].URL != "https://10.0.0.2:8471" {
+		t.Fatalf("status platform: %s", b)
+	}
+}

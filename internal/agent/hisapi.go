@@ -103,8 +103,15 @@ func (a *agent) status() map[string]any {
 	m["his"] = sinks
 	m["setup"] = a.setupStatus()
 	if ps := in.Platform; ps != nil {
-		m["platform"] = map[string]any{"mode": ps.Mode, "tokenAge": ps.TokenAge.Round(time.Second).String(), "hasToken": ps.TokenAge > 0, "breakerOpen": ps.BreakerOpen,
+		p := map[string]any{"mode": ps.Mode, "tokenAge": ps.TokenAge.Round(time.Second).String(), "hasToken": ps.TokenAge > 0, "breakerOpen": ps.BreakerOpen,
 			"openUntil": ps.OpenUntil, "consecutiveFailures": ps.Failures, "pausedUntil": ps.Paused, "lastError": ps.LastError}
+		if len(ps.Gateways) > 0 {
+			p["gateways"] = ps.Gateways // a terminal's breaker towards each gateway
+		}
+		m["platform"] = p
+		if c, ok := a.platform.(*haEHC); ok {
+			m["ha"] = c.node.Status() // a gateway of [gateway.ha]: who leads, the shared token
+		}
 	} else {
 		m["platform"] = map[string]any{"mode": "off"}
 	}
