@@ -57,7 +57,15 @@ type pass struct {
 
 // allow returns a pass when api may be called now, or the error to fail
 // with.
-func (g *gate) allow(api string) (*pass, error) {
+func (g *gate) allow(api string) (*pass, error) { return g.admit(api, false) }
+
+// allowPassive is allow for a passive call (a heartbeat): it passes a
+// half-open breaker without taking the trial, which stays for a call whose
+// outcome can close the breaker. Otherwise a heartbeat that happened to be
+// the trial would turn the next scans away from a gateway that is back.
+func (g *gate) allowPassive(api string) (*pass, error) { return g.admit(api, true) }
+
+func (g *gate) admit(api string, passive bool) (*pass, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
@@ -69,10 +77,12 @@ func (g *gate) allow(api string) (*pass, error) {
 	}
 	p := &pass{g: g, api: api}
 	if g.fails >= g.failures {
-		if now.Before(g.openUntil) || g.trial {
+		if now.Before(g.openUntil) || g.trial && !passive {
 			return nil, &card.Error{API: api, Class: card.Retryable, Msg: "platform unavailable: circuit breaker open", RetryAfter: g.openUntil, Unavailable: true}
 		}
-		g.trial, p.trial = true, true // half-open: this call is the trial
+		if !passive {
+			g.trial, p.trial = true, true // half-open: this call is the trial
+		}
 	}
 	return p, nil
 }

@@ -148,7 +148,11 @@ func (c *Gateway) call(ctx context.Context, k gwCall, in, out any) error {
 	var err error
 	unknown := false // an earlier attempt of this call may have been processed
 	for i := range c.urls {
-		p, gerr := c.gates[i].allow(k.api)
+		allow := c.gates[i].allow
+		if k.passive {
+			allow = c.gates[i].allowPassive
+		}
+		p, gerr := allow(k.api)
 		if gerr != nil {
 			if err == nil {
 				err = gerr

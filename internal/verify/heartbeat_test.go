@@ -121,3 +121,49 @@ func TestHeartbeatIsPassive(t *testing.T) {
 		t.Fatalf("a 404 to a heartbeat changed the breaker: %+v", st.GateState)
 	}
 }
+
+// A heartbeat does not take a half-open breaker's trial: a scan while a
+// heartbeat is on its way to a gateway that is back still tries that
+// gateway, and closes its breaker.
+func TestHeartbeatLeavesTheTrialToScans(t *testing.T) {
+	c := newClock()
+	gw1, gw2 := newStubGW(t), newStubGW(t)
+	var seen1, seen2 heartbeatSeen
+	inHeartbeat, release := make(chan struct{}), make(chan struct{})
+	gw1.setAnswer(func(w http.ResponseWriter, r *http.Request, body map[string]any) {
+		if r.URL.Path == "/v1/heartbeat" {
+			close(inHeartbeat)
+			<-release
+		}
+		seen1.answer(w, r, body)
+	})
+	gw2.setAnswer(seen2.answer)
+	cl := failoverClient(c, gw1.url(), gw2.url())
+	ctx := context.Background()
+	gw1.down()
+	if _, err := cl.Verify(ctx, card.Request{Kind: card.KindEHCStatic, Text: "A:1"}); err != nil {
+		t.Fatal(err)
+	}
+	if !cl.Status().Gateways[0].BreakerOpen {
+		t.Fatal("gw1's breaker should be open")
+	}
+	gw1.up()
+	c.Add(time.Hour) // past the cooldown: half-open
+	done := make(chan error, 1)
+	go func() { done <- cl.Heartbeat(ctx, map[string]any{"health": "ok"}) }()
+	<-inHeartbeat
+	hits := gw2.count()
+	if _, err := cl.Verify(ctx, card.Request{Kind: card.KindEHCStatic, Text: "A:1"}); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if gw2.count() != hits {
+		t.Fatal("the scan went to gw2: the heartbeat held gw1's trial")
+	}
+	if cl.Status().Gateways[0].BreakerOpen {
+		t.Fatal("gw1's breaker still open after the scan it served")
+	}
+}
