@@ -262,6 +262,25 @@ func (a *agent) waitFor(msg string, d time.Duration) event {
 	}
 }
 
+// next returns the next event with message msg, or false when none came
+// within d or the agent exited (for a goroutine that must not fail the
+// test itself).
+func (a *agent) next(msg string, d time.Duration) (event, bool) {
+	deadline := time.After(d)
+	for {
+		select {
+		case e := <-a.events:
+			if e.str("message") == msg {
+				return e, true
+			}
+		case <-deadline:
+			return nil, false
+		case <-a.done:
+			return nil, false
+		}
+	}
+}
+
 func (a *agent) noScan(d time.Duration) {
 	a.t.Helper()
 	deadline := time.After(d)
