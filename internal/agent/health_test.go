@@ -240,12 +240,11 @@ func TestSKMStatusFeedsHealth(t *testing.T) {
 	}
 }
 
-// /v1/status carries the health, in the JSON the page and the command
-// line read.
-func TestStatusCarriesHealth(t *testing.T) {
-	dir := t.TempDir()
-	cfg, err := config.Parse([]byte(fmt.Sprintf("[agent]\ndata_dir = %q\n[platform]\nmode = \"off\"\n[his.api]\nenabled = false\n", dir)),
-		"h.toml", func(string) (string, bool) { return "", false })
+// statusJSON builds an agent from the TOML (its data_dir a temporary one,
+// given as %q) and returns its /v1/status JSON.
+func statusJSON(t *testing.T, toml string) []byte {
+	t.Helper()
+	cfg, err := config.Parse([]byte(fmt.Sprintf(toml, t.TempDir())), "s.toml", func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,6 +256,13 @@ func TestStatusCarriesHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// /v1/status carries the health, in the JSON the page and the command
+// line read.
+func TestStatusCarriesHealth(t *testing.T) {
+	b := statusJSON(t, "[agent]\ndata_dir = %q\n[platform]\nmode = \"off\"\n[his.api]\nenabled = false\n")
 	var st struct {
 		Health Health `json:"health"`
 	}
@@ -271,21 +277,8 @@ func TestStatusCarriesHealth(t *testing.T) {
 // A terminal with several gateways shows its breaker towards each in
 // /v1/status.
 func TestStatusShowsEachGateway(t *testing.T) {
-	dir := t.TempDir()
-	in := fmt.Sprintf("[agent]\ndata_dir = %q\n[platform]\nmode = \"gateway\"\ngateway_urls = [\"http://10.0.0.1:8471\", \"https://10.0.0.2:8471\"]\n"+
-		"gateway_token = \"terminal-token-0123456789abcdef\"\n[his.api]\nenabled = false\n", dir)
-	cfg, err := config.Parse([]byte(in), "t.toml", func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := build(cfg, zerolog.Nop(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(a.status())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := statusJSON(t, "[agent]\ndata_dir = %q\n[platform]\nmode = \"gateway\"\ngateway_urls = [\"http://10.0.0.1:8471\", \"https://10.0.0.2:8471\"]\n"+
+		"gateway_token = \"terminal-token-0123456789abcdef\"\n[his.api]\nenabled = false\n")
 	var st struct {
 		Platform struct {
 			Gateways []struct {
