@@ -11,6 +11,7 @@ import (
 
 	"scanagent/internal/card"
 	"scanagent/internal/scanner"
+	"scanagent/internal/visit"
 )
 
 // run starts the agent and blocks until ctx ends, then stops in reverse
@@ -116,25 +117,19 @@ func (a *agent) startDelivery(ctx context.Context) (stop func()) {
 // scanning is the running scanners and pipeline of an agent.
 type scanning struct {
 	a       *agent
-	scans   chan card.Scan
+	lanes   *visit.Lanes
 	work    context.CancelFunc
-	pipe    chan struct{}
-	mu      sync.RWMutex // held for reading while a scan is emitted
-	closed  bool
 	halt    chan struct{} // closed: emitting stops
 	dropped atomic.Int64  // scans read after the stop began
 	sources *scanner.Running
 }
 
-// startScanning runs each source under the supervisor and the pipeline's
-// workers. Verifications in flight at stop get the shutdown timeout.
+// startScanning runs each source under the supervisor, each submitting
+// its scans straight to its pipeline lane. Verifications in flight at stop
+// get the shutdown timeout.
 func (a *agent) startScanning(ctx context.Context) *scanning {
 	workCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &scanning{a: a, scans: make(chan card.Scan, 256), work: cancel, pipe: make(chan struct{}), halt: make(chan struct{})}
-	go func() {
-		a.pipe.Run(workCtx, s.scans)
-		close(s.pipe)
-	}()
+	s := &scanning{a: a, lanes: a.pipe.Start(workCtx), work: cancel, halt: make(chan struct{})}
 	s.sources = a.sup.Start(ctx, a.sources, s.emit)
 	return s
 }
@@ -142,15 +137,7 @@ func (a *agent) startScanning(ctx context.Context) *scanning {
 // emit passes a scan to the pipeline unless the stop has begun.
 func (s *scanning) emit(sc card.Scan) {
 	s.a.lastScan.mark(sc.At)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		s.dropped.Add(1)
-		return
-	}
-	select {
-	case s.scans <- sc:
-	case <-s.halt:
+	if !s.lanes.Submit(sc, s.halt) {
 		s.dropped.Add(1)
 	}
 }
@@ -161,15 +148,15 @@ func (s *scanning) stop(deadline time.Time) (abandoned []string) {
 	if stuck := s.sources.Wait(deadline); len(stuck) > 0 {
 		abandoned = append(abandoned, "scanner "+strings.Join(stuck, ", ")+" did not stop (blocked in its driver)")
 	}
-	// Release emitters, then close scans once none is under way.
-	close(s.halt)
-	s.mu.Lock()
-	s.closed = true
-	close(s.scans)
-	s.mu.Unlock()
-	if !waitBy(s.pipe, deadline) {
+	close(s.halt) // release emitters, then close the lanes
+	drained := make(chan struct{})
+	go func() {
+		s.lanes.Close()
+		close(drained)
+	}()
+	if !waitBy(drained, deadline) {
 		s.work() // cancel verifications in flight; they end promptly
-		if waitBy(s.pipe, time.Now().Add(2*time.Second)) {
+		if waitBy(drained, time.Now().Add(2*time.Second)) {
 			abandoned = append(abandoned, "scans in flight were cancelled at the shutdown timeout")
 		} else {
 			abandoned = append(abandoned, "scans in flight did not end after cancellation")

@@ -37,7 +37,7 @@ func TestLanesKeepOrderAndIndependence(t *testing.T) {
 	}))
 	scans := make(chan card.Scan)
 	done := make(chan struct{})
-	go func() { p.Run(context.Background(), scans); close(done) }()
+	go func() { runLanes(p, scans); close(done) }()
 	now := time.Now()
 	scans <- card.Scan{Data: []byte(staticCode), Source: "a", At: now}
 	<-entered // a's first scan waits on the platform
@@ -155,7 +155,7 @@ func TestLaneDoesNotWaitForTheDisk(t *testing.T) {
 	p.AddSink("his", sinkFunc(func(v card.Visit) { delivered <- v.Kind }))
 	scans := make(chan card.Scan)
 	done := make(chan struct{})
-	go func() { p.Run(context.Background(), scans); close(done) }()
+	go func() { runLanes(p, scans); close(done) }()
 	scans <- card.Scan{Data: []byte(staticCode), Source: "a", At: time.Now()}
 	<-delivered
 	<-ob.entered // the first record's commit is under way, and held
@@ -182,4 +182,14 @@ func TestLaneDoesNotWaitForTheDisk(t *testing.T) {
 	if len(ob.records) != 1 || ob.journaled() != 0 {
 		t.Fatalf("records %q, %d still journaled; want one committed, none journaled", ob.records, ob.journaled())
 	}
+}
+
+// runLanes submits every scan of scans to p's lanes, in order, then
+// closes them.
+func runLanes(p *visit.Pipeline, scans <-chan card.Scan) {
+	l := p.Start(context.Background())
+	for sc := range scans {
+		l.Submit(sc, nil)
+	}
+	l.Close()
 }

@@ -166,41 +166,94 @@ const laneDepth = 1024
 // whose scan would exceed it waits (the disk sets the pace).
 const maxCommits = 256
 
-// Run consumes scans until scans is closed and every scan is handled and
-// its record committed. Each source has its own lane: its scans are
-// handled one at a time, in the order they were read, and a slow platform
-// call for one source's scan never delays another source's hand-off. A
-// lane does not wait for its scans' records to reach the disk: it hands
-// each commit to the committers and goes on to the next scan (the journal
-// covers the window), and commits in flight together share one fsync.
-func (p *Pipeline) Run(ctx context.Context, scans <-chan card.Scan) {
-	lanes := map[string]chan card.Scan{}
-	var wg, commits sync.WaitGroup
-	slots := make(chan struct{}, maxCommits)
-	for sc := range scans {
-		lane, ok := lanes[sc.Source]
-		if !ok {
-			lane = make(chan card.Scan, laneDepth)
-			lanes[sc.Source] = lane
-			wg.Go(func() {
-				for sc := range lane {
-					commit := p.handoff(ctx, sc)
-					if commit == nil {
-						continue
-					}
-					slots <- struct{}{}
-					commits.Go(func() {
-						defer func() { <-slots }()
-						commit()
-					})
-				}
-			})
+// Lanes are a running pipeline's per-source lanes (Pipeline.Start). Each
+// source has its own lane: its scans are handled one at a time, in the
+// order they were submitted, and a slow platform call for one source's
+// scan never delays another source's hand-off. A lane does not wait for
+// its scans' records to reach the disk: it hands each commit to the
+// committers and goes on to the next scan (the journal covers the
+// window), and commits in flight together share one fsync. A scanner's
+// read loop submits straight to its lane: no goroutine in between.
+type Lanes struct {
+	p        *Pipeline
+	ctx      context.Context
+	mu       sync.RWMutex // held for reading while a scan is submitted
+	lanes    map[string]chan card.Scan
+	closed   bool
+	handlers sync.WaitGroup
+	commits  sync.WaitGroup
+	slots    chan struct{}
+}
+
+// Start returns the pipeline's lanes, ready for scans; ctx bounds the
+// scans' platform calls, not their records' commits.
+func (p *Pipeline) Start(ctx context.Context) *Lanes {
+	return &Lanes{p: p, ctx: ctx, lanes: map[string]chan card.Scan{}, slots: make(chan struct{}, maxCommits)}
+}
+
+// Submit hands sc to its source's lane, waiting while the lane is full.
+// It reports false, and drops sc, once the lanes are closed or when stop
+// closes while it waits.
+func (l *Lanes) Submit(sc card.Scan, stop <-chan struct{}) bool {
+	l.mu.RLock()
+	lane, ok := l.lanes[sc.Source]
+	if !ok {
+		l.mu.RUnlock()
+		l.open(sc.Source)
+		l.mu.RLock()
+		lane = l.lanes[sc.Source]
+	}
+	defer l.mu.RUnlock()
+	if l.closed {
+		return false
+	}
+	select {
+	case lane <- sc:
+		return true
+	case <-stop:
+		return false
+	}
+}
+
+// open starts source's lane unless it runs or the lanes are closed.
+func (l *Lanes) open(source string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.lanes[source]; ok || l.closed {
+		return
+	}
+	lane := make(chan card.Scan, laneDepth)
+	l.lanes[source] = lane
+	l.handlers.Go(func() { l.handle(lane) })
+}
+
+// handle runs one lane until it is closed.
+func (l *Lanes) handle(lane <-chan card.Scan) {
+	for sc := range lane {
+		commit := l.p.handoff(l.ctx, sc)
+		if commit == nil {
+			continue
 		}
-		lane <- sc
+		l.slots <- struct{}{}
+		l.commits.Go(func() {
+			defer func() { <-l.slots }()
+			commit()
+		})
 	}
-	for _, lane := range lanes {
-		close(lane)
+}
+
+// Close refuses further scans and returns once every scan submitted is
+// handled and its record committed. Submits waiting on a full lane hold
+// it up: end them first (their stop).
+func (l *Lanes) Close() {
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		for _, lane := range l.lanes {
+			close(lane)
+		}
 	}
-	wg.Wait()
-	commits.Wait()
+	l.mu.Unlock()
+	l.handlers.Wait()
+	l.commits.Wait()
 }
