@@ -21,10 +21,15 @@ type IO struct {
 	Env func(string) (string, bool)
 	// Hangup delivers SIGHUP (reload the configuration); nil: never.
 	Hangup <-chan os.Signal
+	// Service is the service manager's view of the installed service of
+	// a configuration, one line (status).
+	Service func(cfgPath string) string
 }
 
 // StdIO returns the process's real streams.
-func StdIO() IO { return IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Env: os.LookupEnv} }
+func StdIO() IO {
+	return IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Env: os.LookupEnv, Service: serviceState}
+}
 
 // UsageError is a bad command line; it exits with status 2.
 type UsageError struct{ Msg string }

@@ -20,7 +20,8 @@ type result struct {
 func run(t *testing.T, stdin string, env map[string]string, args ...string) result {
 	t.Helper()
 	var out, errb bytes.Buffer
-	sio := IO{In: strings.NewReader(stdin), Out: &out, Err: &errb, Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	sio := IO{In: strings.NewReader(stdin), Out: &out, Err: &errb, Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+		Service: func(string) string { return "not installed (test)" }} // never this machine's service manager
 	err := Run(context.Background(), args, sio)
 	if err != nil {
 		errb.WriteString(err.Error())

@@ -57,8 +57,8 @@ Flags:
 `
 
 // serviceState is the service manager's view of the installed service,
-// one line; a variable for tests.
-var serviceState = func(cfgPath string) string {
+// one line (IO.Service in tests).
+func serviceState(cfgPath string) string {
 	s, err := service.New(&program{}, serviceConfig(cfgPath))
 	if err != nil {
 		return "unknown (" + err.Error() + ")"
@@ -303,7 +303,7 @@ func cmdStatus(ctx context.Context, args []string, sio IO) error {
 		}
 		api = apiOf(apiConf, *timeout)
 	}
-	svc := serviceState(cfgPath)
+	svc := sio.Service(cfgPath)
 
 	body, code, err := api.get(ctx, "/v1/status")
 	if err == nil && code != http.StatusOK {

@@ -21,11 +21,6 @@ import (
 	"time"
 )
 
-func init() {
-	// Unit tests never ask this machine's service manager.
-	serviceState = func(string) string { return "not installed (test)" }
-}
-
 // fakeAgent serves a fixed /v1/status.
 func fakeAgent(t *testing.T, status map[string]any) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
