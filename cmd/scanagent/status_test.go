@@ -1,16 +1,9 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"scanagent/internal/testcert"
 )
 
 // fakeAgent serves a fixed /v1/status.
@@ -147,7 +142,7 @@ func TestStatusAgentDown(t *testing.T) {
 // agent's certificate is pinned: another certificate is refused.
 func TestStatusOverTLS(t *testing.T) {
 	dir := t.TempDir()
-	certPath, keyPath := writeTestCert(t, dir, "a")
+	certPath, keyPath, _ := testcert.Write(t, dir, "a", time.Time{})
 	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
 	if err != nil {
 		t.Fatal(err)
@@ -166,28 +161,11 @@ func TestStatusOverTLS(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.out, "page      https://127.0.0.1:"+port+"/") {
 		t.Fatalf("exit %d\n%s%s", r.code, r.out, r.err)
 	}
-	otherCert, otherKey := writeTestCert(t, dir, "b")
+	otherCert, otherKey, _ := testcert.Write(t, dir, "b", time.Time{})
 	cfg = apiConfig(t, addr, fmt.Sprintf("tls_cert = %q\ntls_key = %q\n", otherCert, otherKey))
 	if r := run(t, "", nil, "status", "-c", cfg); r.code != 2 || !strings.Contains(r.out, "https://"+addr) || !strings.Contains(r.out, "not the one in") {
 		t.Fatalf("another certificate: exit %d\n%s", r.code, r.out)
 	}
-}
-
-// writeTestCert writes a self-signed certificate for 127.0.0.1.
-func writeTestCert(t *testing.T, dir, name string) (certPath, keyPath string) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "scanagent test " + name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	certPath, keyPath = filepath.Join(dir, name+"-cert.pem"), filepath.Join(dir, name+"-key.pem")
-	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	return certPath, keyPath
 }
 
 func TestCLIPolish(t *testing.T) {

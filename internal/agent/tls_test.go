@@ -2,48 +2,20 @@ package agent
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"scanagent/internal/testcert"
 
 	"github.com/rs/zerolog"
 
 	"scanagent/internal/config"
 )
-
-// writeCert writes a self-signed certificate for 127.0.0.1.
-func writeCert(t *testing.T, dir string) (certPath, keyPath string, pool *x509.CertPool) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "scanagent test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	certPath, keyPath = filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
-	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	cert, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certPath, keyPath, pool
-}
 
 type syncWriter struct {
 	ch chan string
@@ -59,7 +31,7 @@ func (w syncWriter) Write(p []byte) (int, error) {
 
 func TestLocalAPIOverHTTPS(t *testing.T) {
 	dir := t.TempDir()
-	certPath, keyPath, pool := writeCert(t, dir)
+	certPath, keyPath, pool := testcert.Write(t, dir, "api", time.Time{})
 	cfg, err := config.Parse([]byte(fmt.Sprintf("[agent]\ndata_dir = %q\n[platform]\nmode = \"off\"\n[his.api]\nlisten = \"127.0.0.1:0\"\ntls_cert = %q\ntls_key = %q\n", dir, certPath, keyPath)),
 		"tls.toml", func(string) (string, bool) { return "", false })
 	if err != nil {

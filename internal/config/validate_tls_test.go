@@ -1,44 +1,14 @@
 package config
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-// writeKeyPair writes a self-signed certificate valid until notAfter and its
-// key as name.crt and name.key in dir.
-func writeKeyPair(t *testing.T, dir, name string, notAfter time.Time) (certPath, keyPath string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	writeFile(t, certPath, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	writeFile(t, keyPath, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})))
-	return certPath, keyPath
-}
+	"scanagent/internal/testcert"
+)
 
 func writeFile(t *testing.T, path, data string) {
 	t.Helper()
@@ -59,9 +29,9 @@ func newTLSFiles(t *testing.T) tlsFiles {
 	t.Helper()
 	dir := t.TempDir()
 	var f tlsFiles
-	f.cert, f.key = writeKeyPair(t, dir, "good", time.Now().Add(24*time.Hour))
-	_, f.otherKey = writeKeyPair(t, dir, "other", time.Now().Add(24*time.Hour))
-	f.expCert, f.expKey = writeKeyPair(t, dir, "expired", time.Now().Add(-24*time.Hour))
+	f.cert, f.key, _ = testcert.Write(t, dir, "good", time.Now().Add(24*time.Hour))
+	_, f.otherKey, _ = testcert.Write(t, dir, "other", time.Now().Add(24*time.Hour))
+	f.expCert, f.expKey, _ = testcert.Write(t, dir, "expired", time.Now().Add(-24*time.Hour))
 	f.garbage, f.missing = filepath.Join(dir, "garbage.pem"), filepath.Join(dir, "missing.pem")
 	writeFile(t, f.garbage, "not a certificate\n")
 	return f
