@@ -32,10 +32,39 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// chromiumArgs are the flags of every headless run.
+// chromiumArgs are the flags of every headless run, each with its own
+// profile directory.
 func chromiumArgs(t *testing.T) []string {
 	return []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir=" + t.TempDir()}
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir=" + chromiumProfile(t)}
+}
+
+// chromiumProfile returns a fresh profile directory, removed when the test
+// ends. Not t.TempDir: Chromium's helper processes outlive the browser
+// process by a moment and still write there, so t.TempDir's single
+// RemoveAll failed now and then ("directory not empty"); this one tries
+// again for a few seconds. Registered before the command that uses it, its
+// cleanup runs after that command's.
+func chromiumProfile(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "scanagent-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := os.RemoveAll(dir)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Logf("chromium profile %s left behind: %v", dir, err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	return dir
 }
 
 // dumpDOM renders url in Chromium, lets its scripts run 5 s of virtual
