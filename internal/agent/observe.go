@@ -98,18 +98,10 @@ type timedSender struct {
 	h *prometheus.HistogramVec
 }
 
-// outcomeNames are the label values of the outbox's outcomes.
-var outcomeNames = map[queue.Outcome]string{queue.Delivered: "delivered", queue.Duplicate: "duplicate", queue.Retry: "retry",
-	queue.Dead: "dead", queue.Pause: "pause"}
-
 func (t timedSender) Send(ctx context.Context, kind string, payload []byte, requestID string) queue.Verdict {
 	start := time.Now()
 	v := t.Sender.Send(ctx, kind, payload, requestID)
-	outcome, ok := outcomeNames[v.Outcome]
-	if !ok {
-		outcome = "unknown"
-	}
-	t.h.WithLabelValues(recordKind(kind), outcome).Observe(time.Since(start).Seconds())
+	t.h.WithLabelValues(recordKind(kind), v.Outcome.String()).Observe(time.Since(start).Seconds())
 	return v
 }
 

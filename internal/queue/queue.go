@@ -46,6 +46,23 @@ const (
 	Pause
 )
 
+// String is the outcome's name, as metrics label it.
+func (o Outcome) String() string {
+	switch o {
+	case Delivered:
+		return "delivered"
+	case Duplicate:
+		return "duplicate"
+	case Retry:
+		return "retry"
+	case Dead:
+		return "dead"
+	case Pause:
+		return "pause"
+	}
+	return "unknown"
+}
+
 // Verdict is a Sender's account of one attempt.
 type Verdict struct {
 	Outcome Outcome

@@ -73,3 +73,18 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// Every outcome has its own metric label; an unset one is "unknown".
+func TestOutcomeNames(t *testing.T) {
+	seen := map[string]bool{}
+	for o := Delivered; o <= Pause; o++ {
+		name := o.String()
+		if name == "unknown" || seen[name] {
+			t.Errorf("outcome %d named %q", int(o), name)
+		}
+		seen[name] = true
+	}
+	if got := Outcome(0).String(); got != "unknown" {
+		t.Errorf("Outcome(0) = %q, want unknown", got)
+	}
+}
