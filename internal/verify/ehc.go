@@ -205,10 +205,12 @@ func (c *EHC) withToken(ctx context.Context, api, requestID string, req map[stri
 	}
 	e, _ := card.AsError(err)
 	if fresh {
-		// A fresh token died at once: another process is fetching tokens
-		// for this appId (SPEC §4 token rule).
+		// A fresh token died at once: 21004 is "illegal appToken or
+		// hospitalId" (guide §3.2.12), so the hospital_id is wrong or
+		// another process fetches tokens for this appId (SPEC §4 token
+		// rule). The token holder now holds the next fetch off.
 		e.Class = card.Retryable
-		e.Msg += " (a fresh token was rejected too: is another agent fetching tokens for this appId?)"
+		e.Msg += " (a fresh token was rejected too: check platform.hospital_id, and that no other system fetches tokens for this appId)"
 	} else {
 		e.Msg += " (token dropped; not processed: retry with a new requestId)"
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"scanagent/internal/card"
 )
 
 // tokenFetcher fetches a new appToken and its lifetime.
@@ -40,7 +42,29 @@ type tokenHolder struct {
 	refreshAt time.Time
 	inflight  *tokenCall
 	fetches   int
+	// strikes: tokens refused in a row within freshWindow of their
+	// fetch; hold and holdUntil: the fetch hold-off (Invalidate).
+	strikes   int
+	hold      time.Duration
+	holdUntil time.Time
 }
+
+// The token fetch hold-off. A token the platform refuses within
+// freshWindow of its fetch did not die of age: another holder of the
+// appId fetched one meanwhile (the next fetch recovers, at once), or, when
+// the token that replaced it is refused as fast, 21004 means what the
+// guide also says it means, "illegal appToken or hospitalId" (§3.2.12):
+// the hospital_id is wrong, or another system keeps fetching tokens for
+// this appId. Fetching again scan after scan would spend the getAppToken
+// quota (100 calls a day per API before go-live) and kill the other
+// system's token each time; so from the second fresh token refused in a
+// row the next fetch waits holdMin, doubling up to holdMax. A reload (a
+// fixed hospital_id) starts a new holder.
+const (
+	freshWindow = time.Minute
+	holdMin     = 30 * time.Second
+	holdMax     = 30 * time.Minute
+)
 
 type tokenCall struct {
 	done  chan struct{}
@@ -61,6 +85,13 @@ func (h *tokenHolder) Token(ctx context.Context) (string, error) {
 		return t, nil
 	}
 	call := h.inflight
+	if call == nil && h.now().Before(h.holdUntil) {
+		until := h.holdUntil
+		h.mu.Unlock()
+		return "", &card.Error{API: APIGetAppToken, Class: card.TokenExpired, Code: 21004, RetryAfter: until,
+			Msg: "a freshly fetched appToken was refused (21004: illegal appToken or hospitalId): check platform.hospital_id, " +
+				"and that no other system fetches tokens for this appId; next getAppToken at " + until.In(card.CST).Format(time.DateTime)}
+	}
 	if call == nil {
 		call = &tokenCall{done: make(chan struct{})}
 		h.inflight = call
@@ -95,13 +126,24 @@ func (h *tokenHolder) Token(ctx context.Context) (string, error) {
 }
 
 // Invalidate drops tok if it is still the current token, so concurrent
-// callers that all saw it die cause one refresh, not many.
+// callers that all saw it die cause one refresh, not many. A token
+// refused within freshWindow of its fetch holds the next fetch off.
 func (h *tokenHolder) Invalidate(tok string) {
 	h.mu.Lock()
-	if h.token == tok {
-		h.token = ""
+	defer h.mu.Unlock()
+	if h.token != tok || tok == "" {
+		return
 	}
-	h.mu.Unlock()
+	h.token = ""
+	now := h.now()
+	if now.Sub(h.fetchedAt) >= freshWindow {
+		h.strikes, h.hold = 0, 0
+		return
+	}
+	if h.strikes++; h.strikes >= 2 {
+		h.hold = min(max(2*h.hold, holdMin), holdMax)
+		h.holdUntil = now.Add(h.hold)
+	}
 }
 
 // Age returns how old the current token is (0 without one).
