@@ -160,7 +160,11 @@ func reportDefaults(cfg config.Config) map[string]card.ReportDefaults {
 	m := map[string]card.ReportDefaults{}
 	for _, s := range cfg.Sources {
 		if s.Scene != "" && s.CardChannel != "" {
-			m[s.Name] = card.ReportDefaults{Scene: s.Scene, Channel: s.CardChannel, Department: s.Department}
+			channel := s.CardChannel
+			if code, ok := card.ChannelCode(channel); ok {
+				channel = code // configured by its name
+			}
+			m[s.Name] = card.ReportDefaults{Scene: s.Scene, Channel: channel, Department: s.Department}
 		}
 	}
 	return m

@@ -49,6 +49,15 @@ func (d ReportDefaults) StaticReport(qrCodeText string, at time.Time) Report {
 		CardType: CardTypeHealthCard, CardChannel: d.Channel}
 }
 
+// channelCode is s as a 用卡渠道 code when it names one (ChannelCode),
+// else s as it is.
+func channelCode(s string) string {
+	if code, ok := ChannelCode(s); ok {
+		return code
+	}
+	return s
+}
+
 // Fill completes a report the HIS sent: the time (now), channel and
 // department it left out, from d; a channel still unknown is 0000 其他.
 func (d ReportDefaults) Fill(r *Report, now time.Time) {
@@ -61,6 +70,7 @@ func (d ReportDefaults) Fill(r *Report, now time.Time) {
 	if r.CardChannel == "" {
 		r.CardChannel = ChannelOther
 	}
+	r.CardChannel = channelCode(r.CardChannel)
 	if r.Department == "" {
 		r.Department = d.Department
 	}

@@ -46,6 +46,27 @@ func SceneName(code string) (string, bool) { n, ok := scenes[code]; return n, ok
 // CardTypeName returns the name of a 证件类型 code and whether the guide knows it.
 func CardTypeName(code string) (string, bool) { n, ok := cardTypes[code]; return n, ok }
 
+// channelAliases are the names reportHISData's own description gives a
+// channel (§3.2.7: "服务号、app、窗口等"; its example sends "服务号"), by
+// the code of the table they fall under.
+var channelAliases = map[string]string{"窗口": "0100", "app": "0000", "APP": "0000", "App": "0000", "支付宝": "0000"}
+
+// ChannelCode returns the 用卡渠道 code (§3.3.3) of s, a code of the table,
+// a name of the table ("服务号") or a name reportHISData's description uses
+// ("窗口", "app"), and whether it is one. Reports carry the code.
+func ChannelCode(s string) (string, bool) {
+	if _, ok := channels[s]; ok {
+		return s, true
+	}
+	for code, name := range channels {
+		if name == s {
+			return code, true
+		}
+	}
+	code, ok := channelAliases[s]
+	return code, ok
+}
+
 // ChannelName returns the name of a 用卡渠道 code and whether the guide knows it.
 func ChannelName(code string) (string, bool) { n, ok := channels[code]; return n, ok }
 

@@ -1,6 +1,9 @@
 package card
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // The tables are the guide's §3.3, row for row.
 func TestTables(t *testing.T) {
@@ -31,5 +34,27 @@ func TestTables(t *testing.T) {
 		if SceneNeedsDepartment(scene) != want {
 			t.Errorf("SceneNeedsDepartment(%s) != %v", scene, want)
 		}
+	}
+}
+
+// A 用卡渠道 is accepted as a code, a name of the table or a name
+// reportHISData's description uses; reports carry the code.
+func TestChannelCode(t *testing.T) {
+	for _, tt := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"0401", "0401", true}, {"服务号", "0401", true}, {"人工窗口", "0100", true}, {"窗口", "0100", true},
+		{"app", "0000", true}, {"其他", "0000", true}, {"小程序", "0402", true},
+		{"01", "", false}, {"", "", false}, {"微信", "", false},
+	} {
+		if got, ok := ChannelCode(tt.in); got != tt.want || ok != tt.ok {
+			t.Errorf("ChannelCode(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+	r := Report{CardChannel: "服务号"}
+	ReportDefaults{}.Fill(&r, time.Now())
+	if r.CardChannel != "0401" {
+		t.Errorf("Fill kept channel %q, want the code 0401", r.CardChannel)
 	}
 }

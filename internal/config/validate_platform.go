@@ -166,7 +166,7 @@ func (v *validator) scene(path, val string) {
 
 // channel checks a 用卡渠道 code against the guide's table (§3.3.3).
 func (v *validator) channel(path, val string) {
-	if _, ok := card.ChannelName(val); ok {
+	if _, ok := card.ChannelCode(val); ok {
 		return
 	}
 	codes := card.Channels()
@@ -174,5 +174,5 @@ func (v *validator) channel(path, val string) {
 		name, _ := card.ChannelName(c)
 		codes[i] = c + " " + name
 	}
-	v.add(path, "%q is not a 用卡渠道 code of the guide's table (§3.3.3): use one of %s", val, strings.Join(codes, ", "))
+	v.add(path, "%q is not a 用卡渠道 of the guide's table (§3.3.3): use one of %s (the code or its name)", val, strings.Join(codes, ", "))
 }

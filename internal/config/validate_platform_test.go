@@ -114,7 +114,7 @@ func TestPlatformFieldsAndCodeTables(t *testing.T) {
 		{"terminal reports need a department too", func(c *Config) { asTerminal(c); c.Sources[0].Department = "" },
 			[]string{"source[0].department: required"}},
 		{"channel not in §3.3.3", func(c *Config) { c.Sources[0].CardChannel = "01" },
-			[]string{`source[0].card_channel: "01" is not a 用卡渠道 code`}},
+			[]string{`source[0].card_channel: "01" is not a 用卡渠道 of the guide`}},
 		{"self-service kiosk", func(c *Config) { c.Sources[0].CardChannel = "0200" }, nil},
 		{"scene without channel", func(c *Config) { c.Sources[0].CardChannel = "" },
 			[]string{"source[0].card_channel: required when scene is set"}},

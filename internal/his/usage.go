@@ -106,8 +106,8 @@ func (a *API) checkUsage(u *Usage, fields map[string]string) {
 	} else if u.Department != "" && !plainText(u.Department, 64) {
 		fields["department"] = "at most 64 characters, no control characters"
 	}
-	if _, ok := card.ChannelName(u.CardChannel); u.CardChannel != "" && !ok {
-		fields["cardChannel"] = "not a 用卡渠道 code of the guide's §3.3.3: one of " + strings.Join(card.Channels(), ", ")
+	if _, ok := card.ChannelCode(u.CardChannel); u.CardChannel != "" && !ok {
+		fields["cardChannel"] = "not a 用卡渠道 of the guide's §3.3.3: a code (" + strings.Join(card.Channels(), ", ") + ") or its name (服务号, 人工窗口, …)"
 	}
 	if u.Time != "" {
 		if _, err := time.Parse("2006-01-02 15:04:05", u.Time); err != nil {

@@ -72,6 +72,7 @@ func TestUsageValidatesWhatItQueues(t *testing.T) {
 		field      string
 	}{
 		{"valid static", `{"qrCodeText":"` + static + `","scene":"0101051","cardChannel":"0200"}`, 202, ""},
+		{"channel by the guide's name (§3.2.7 example)", `{"qrCodeText":"` + static + `","scene":"0101051","cardChannel":"服务号"}`, 202, ""},
 		{"valid id card", `{"idCardNumber":"432901198810228888","name":"龙小英","scene":"010101","department":"内科"}`, 202, ""},
 		{"valid passport", `{"idCardNumber":"E12345678","name":"龙小英","cardType":"03","scene":"010105"}`, 202, ""},
 		{"valid id card scan with name", `{"scanId":"i1","name":"龙小英","scene":"010105"}`, 202, ""},
