@@ -552,7 +552,13 @@ func (c *EHC) BindCardRelation(ctx context.Context, b card.Binding, requestID st
 	if err := c.call(ctx, APIBindCardRelation, requestID, map[string]any{"patid": b.PatID, "qrCodeText": b.QRCodeText}, &rsp); err != nil {
 		return err
 	}
-	if rsp.Result != nil && !*rsp.Result {
+	switch {
+	case rsp.Result == nil:
+		// result is required (guide §3.2.6): an answer without it does
+		// not say the binding was made. Unknown, so the next attempt
+		// replays this requestId, and a 10054 then means it was.
+		return &card.Error{API: APIBindCardRelation, Class: card.Retryable, Msg: "answer carries no result", RequestID: requestID, Unknown: true}
+	case !*rsp.Result:
 		return &card.Error{API: APIBindCardRelation, Class: card.Rejected, Msg: "platform answered result=false", RequestID: requestID}
 	}
 	return nil

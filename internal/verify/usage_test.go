@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"net/http"
 	"testing"
 
 	"scanagent/internal/card"
@@ -47,5 +48,38 @@ func TestVerifyQRCodeCarriesScanOverrides(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// bindCardRelation's result is required (guide §3.2.6): true is bound,
+// false refused, and an answer without it is an unknown outcome (the
+// record keeps its requestId; a replay's 10054 then means bound).
+func TestBindCardRelationResult(t *testing.T) {
+	for _, tt := range []struct {
+		name, rsp string
+		class     card.Class
+		unknown   bool
+	}{
+		{"bound", `{"result":true}`, 0, false},
+		{"refused", `{"result":false}`, card.Rejected, false},
+		{"no result", `{}`, card.Retryable, true},
+		{"no rsp", `null`, card.Retryable, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := stubPlatform(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Write([]byte(`{"commonOut":{"resultCode":0},"rsp":` + tt.rsp + `}`))
+			})
+			err := stubEHC(srv.URL, newClock()).BindCardRelation(context.Background(), card.Binding{PatID: "P1", QRCodeText: "x:1"}, "ID1")
+			if tt.class == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			e := wantClass(t, err, tt.class, 0)
+			if e.Unknown != tt.unknown {
+				t.Fatalf("Unknown = %v, want %v", e.Unknown, tt.unknown)
+			}
+		})
 	}
 }
