@@ -72,8 +72,8 @@ func NewParser(opts Options) (*Parser, error) {
 }
 
 var (
-	reStatic  = regexp.MustCompile(`^([0-9A-Fa-f]{32,64}):1(?:::([0-9A-Za-z_-]{1,64}))?$`)
-	reDynamic = regexp.MustCompile(`^([0-9A-Fa-f]{32,64}):0:([0-9A-Fa-f]{32}):([0-9A-Za-z]{0,64}):([0-9A-Za-z_-]{1,64})$`)
+	reStatic  = regexp.MustCompile(`^([0-9A-Za-z]{32,64}):1(?:::([0-9A-Za-z_-]{1,64}))?$`)
+	reDynamic = regexp.MustCompile(`^([0-9A-Za-z]{32,64}):0:([0-9A-Za-z]{32}):([0-9A-Za-z]{0,64}):([0-9A-Za-z_-]{1,64})$`)
 	reAIM     = regexp.MustCompile(`^\][A-Za-z][0-9A-Za-z]`)
 	reDigits  = regexp.MustCompile(`^[0-9]{17}[0-9Xx]$|^[0-9]{15}$`)
 )

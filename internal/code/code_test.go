@@ -19,6 +19,10 @@ const (
 	hospRegex = `^HC[0-9]{10}$`
 )
 
+// guideDynamic is the dynamic code of the guide's getDynamicQRCode example,
+// as printed (one line).
+const guideDynamic = "D109C4C340995DFC13262A55699FBDAD8S564E8B65796FA1:0:BOE3CC5F50EF5DC663F094C985B58312::35020001001"
+
 func TestParse(t *testing.T) {
 	p, err := NewParser(Options{Custom: []CustomType{
 		{Name: "hospital_card", Pattern: hospRegex},
@@ -44,6 +48,10 @@ func TestParse(t *testing.T) {
 		{name: "dynamic", in: dynamic, want: card.Code{Kind: card.KindEHCDynamic, Text: dynamic, CardID: dynID, OrgCode: "35020001001"}},
 		{name: "dynamic fullwidth", in: strings.ReplaceAll(dynamic, ":", "："), want: card.Code{Kind: card.KindEHCDynamic, Text: dynamic, CardID: dynID, OrgCode: "35020001001"}},
 		{name: "dynamic AIM d2", in: "]d2" + dynamic + "\n", want: card.Code{Kind: card.KindEHCDynamic, Text: dynamic, CardID: dynID, OrgCode: "35020001001", Symbology: "]d2"}},
+		// The guide's own example (§3.2.10's getDynamicQRCode answer) has an
+		// S in the card id and an O in the token: the guide states no
+		// alphabet, so letters are accepted and the platform judges.
+		{name: "dynamic, the guide's example", in: guideDynamic, want: card.Code{Kind: card.KindEHCDynamic, Text: guideDynamic, CardID: "D109C4C340995DFC13262A55699FBDAD8S564E8B65796FA1", OrgCode: "35020001001"}},
 		{name: "id 18", in: goodID, want: card.Code{Kind: card.KindIDCard, IDNumber: goodID}},
 		{name: "id lower x", in: "11010519491231002x", want: card.Code{Kind: card.KindIDCard, IDNumber: "11010519491231002X"}},
 		{name: "id 15", in: "432901881022888", want: card.Code{Kind: card.KindIDCard, IDNumber: "432901881022888"}},
