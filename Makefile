@@ -32,8 +32,7 @@ demo:
 # Long fuzz runs (CI runs the seed corpora only, as part of `make test`).
 FUZZTIME ?= 2m
 fuzz:
-	$(GO) test ./internal/code/ -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/verify/sign/ -run '^$$' -fuzz '^FuzzText$$' -fuzztime $(FUZZTIME)
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 bench:
 	./scripts/bench.sh

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -93,4 +94,38 @@ func TestIntendReplaysOnceAfterACrash(t *testing.T) {
 		}
 		q.Close()
 	}
+}
+
+// A journal is whatever a crash left on disk: any bytes read without a
+// panic, every entry returned has a kind, and a whole line written after
+// the damage is still read back (a torn or garbled line costs only
+// itself).
+func FuzzReadJournal(f *testing.F) {
+	f.Add([]byte(`{"kind":"report","key":"scan:1","payload":"e30="}` + "\n"))
+	f.Add([]byte(`{"kind":"report","key":"scan:3","pay`))
+	f.Add([]byte("\x00\xff\n{}\n[1,2]\n{\"kind\":\"\"}\n"))
+	good := journalEntry{Kind: "report", Key: "scan:9", Payload: []byte(`{"a":9}`)}
+	f.Fuzz(func(t *testing.T, damage []byte) {
+		entries, err := readJournal(bytes.NewReader(damage))
+		if err != nil {
+			t.Fatalf("read error on bytes alone: %v", err)
+		}
+		for _, e := range entries {
+			if e.Kind == "" {
+				t.Fatalf("entry without a kind: %+v", e)
+			}
+		}
+		var buf bytes.Buffer
+		buf.Write(damage)
+		buf.WriteString("\n")
+		line, _ := json.Marshal(good)
+		buf.Write(append(line, '\n'))
+		entries, err = readJournal(&buf)
+		if err != nil || len(entries) == 0 {
+			t.Fatalf("the whole line after the damage is lost: %v, %v", entries, err)
+		}
+		if last := entries[len(entries)-1]; last.Kind != good.Kind || last.Key != good.Key || !bytes.Equal(last.Payload, good.Payload) {
+			t.Fatalf("last entry %+v, want %+v", last, good)
+		}
+	})
 }
