@@ -16,6 +16,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -42,13 +43,17 @@ type Server struct {
 	terminals terminals
 	status    func() any
 	log       zerolog.Logger
-	fleet     fleetView
+	// refusedLog logs calls without a valid terminal token at most once
+	// a minute: anyone on the LAN can send them, as fast as they like.
+	refusedLog zerolog.Logger
+	fleet      fleetView
 }
 
 // New returns a server forwarding to up; terminals maps terminal id →
 // bearer token. status, when set, is served at /v1/status.
 func New(up Upstream, terminals map[string]string, status func() any, log zerolog.Logger) *Server {
-	return &Server{up: up, terminals: newTerminals(terminals), status: status, log: log}
+	return &Server{up: up, terminals: newTerminals(terminals), status: status, log: log,
+		refusedLog: log.Sample(&zerolog.BurstSampler{Burst: 1, Period: time.Minute})}
 }
 
 // Handler returns the gateway's HTTP handler.
@@ -140,7 +145,7 @@ func (s *Server) handle(fn endpoint) http.HandlerFunc {
 func (s *Server) terminalCall(w http.ResponseWriter, r *http.Request, limit int64) (term string, body []byte, ok bool) {
 	term, ok = s.terminals.authenticate(r)
 	if !ok {
-		s.log.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("gateway call without a valid terminal token")
+		s.refusedLog.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("gateway call without a valid terminal token (logged at most once a minute)")
 		unauthorized(w)
 		return "", nil, false
 	}

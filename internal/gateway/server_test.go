@@ -158,3 +158,23 @@ func TestLogsNoPersonalData(t *testing.T) {
 		}
 	}
 }
+
+// Calls without a valid terminal token can come from anyone on the LAN, as
+// fast as they like: they are logged at most once a minute, not once each.
+func TestRefusedCallsDoNotFloodTheLog(t *testing.T) {
+	var logs syncBuffer
+	url := start(t, upstream{}, zerolog.New(&logs))
+	for range 100 {
+		resp, err := http.Post(url+pathVerify, "application/json", strings.NewReader(`{"kind":"ehc_static"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", resp.StatusCode)
+		}
+	}
+	if n := strings.Count(logs.String(), "without a valid terminal token"); n != 1 {
+		t.Fatalf("%d log lines for 100 refused calls, want 1", n)
+	}
+}
