@@ -227,14 +227,25 @@ func (a *API) serveSSE(w http.ResponseWriter, r *http.Request) {
 	fl.Flush()
 	ping := time.NewTicker(20 * time.Second)
 	defer ping.Stop()
+	// Each write gets drainTimeout: a client that stops reading is cut
+	// off instead of holding this handler (and its connection) forever.
+	send := func(frame []byte) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(drainTimeout))
+		if _, err := w.Write(frame); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
 	for {
 		select {
 		case m := <-s.ch:
-			w.Write(m.sseFrame())
-			fl.Flush()
+			if !send(m.sseFrame()) {
+				return
+			}
 		case <-ping.C:
-			io.WriteString(w, ": ping\n\n")
-			fl.Flush()
+			if !send([]byte(": ping\n\n")) {
+				return
+			}
 		case <-s.closed:
 			return
 		case <-r.Context().Done():
