@@ -35,18 +35,19 @@ func refused(id string, err error) (string, error) {
 	return id, nil
 }
 
-// ehcCheck tells the local API whether a text is an e-Health Card code,
-// and whether a dynamic one, with the agent's parser.
-func ehcCheck(p *code.Parser) func(string) (bool, error) {
-	return func(text string) (bool, error) {
+// ehcCheck tells the local API, with the agent's parser, whether a text is
+// an e-Health Card code, which one (normalized, as the scanners would have
+// read it) and whether a dynamic one.
+func ehcCheck(p *code.Parser) func(string) (string, bool, error) {
+	return func(text string) (string, bool, error) {
 		c, err := p.Parse([]byte(text))
 		if err != nil {
-			return false, err
+			return "", false, err
 		}
 		if c.Kind.IsEHC() {
-			return c.Kind == card.KindEHCDynamic, nil
+			return c.Text, c.Kind == card.KindEHCDynamic, nil
 		}
-		return false, fmt.Errorf("a %s code, not an e-Health Card code", c.Kind)
+		return "", false, fmt.Errorf("a %s code, not an e-Health Card code", c.Kind)
 	}
 }
 

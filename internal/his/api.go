@@ -37,9 +37,11 @@ type APIOptions struct {
 	// MaxStreamClients caps WebSocket, SSE and long-poll clients together;
 	// beyond it the API answers 503 with Retry-After. 0 means 64.
 	MaxStreamClients int
-	// CheckQRCode reports whether text is a dynamic e-Health Card code, or
-	// an error when it is no e-Health Card code; nil: a built-in shape check.
-	CheckQRCode func(text string) (dynamic bool, err error)
+	// CheckQRCode returns text as the code it is (normalized: no AIM
+	// prefix, no line end, ASCII colons), whether a dynamic e-Health Card
+	// code, or an error when it is no e-Health Card code; nil: a built-in
+	// shape check.
+	CheckQRCode func(text string) (code string, dynamic bool, err error)
 	// CheckIDNumber validates a resident ID number (GB 11643); nil: a
 	// built-in check of the length and check digit.
 	CheckIDNumber func(number string) error

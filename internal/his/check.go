@@ -12,22 +12,22 @@ import (
 // CheckIDNumber nil. They follow the shapes of SPEC §6; the agent injects
 // the code parser's own checks so that the API and the scanners agree.
 var (
-	reStaticQR  = regexp.MustCompile(`^[0-9A-Fa-f]{32,64}:1(?:::[0-9A-Za-z_-]{1,64})?$`)
-	reDynamicQR = regexp.MustCompile(`^[0-9A-Fa-f]{32,64}:0:[0-9A-Fa-f]{32}:[0-9A-Za-z]{0,64}:[0-9A-Za-z_-]{1,64}$`)
+	reStaticQR  = regexp.MustCompile(`^[0-9A-Za-z]{32,64}:1(?:::[0-9A-Za-z_-]{1,64})?$`)
+	reDynamicQR = regexp.MustCompile(`^[0-9A-Za-z]{32,64}:0:[0-9A-Za-z]{32}:[0-9A-Za-z]{0,64}:[0-9A-Za-z_-]{1,64}$`)
 )
 
 var errNotEHC = errors.New("not an e-Health Card code (static <id>:1 or dynamic <id>:0:<token>::<org>)")
 
 // builtinQRCode reports whether text is a dynamic e-Health Card code, or an
 // error when it is no e-Health Card code at all.
-func builtinQRCode(text string) (dynamic bool, err error) {
+func builtinQRCode(text string) (code string, dynamic bool, err error) {
 	switch {
 	case reStaticQR.MatchString(text):
-		return false, nil
+		return text, false, nil
 	case reDynamicQR.MatchString(text):
-		return true, nil
+		return text, true, nil
 	}
-	return false, errNotEHC
+	return "", false, errNotEHC
 }
 
 var (

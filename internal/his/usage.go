@@ -36,11 +36,12 @@ func (a *API) serveUsage(w http.ResponseWriter, r *http.Request) {
 		fillFromScan(&u, e, fields)
 	}
 	if u.QRCodeText != "" {
-		dynamic, err := a.checkQR(u.QRCodeText)
+		text, dynamic, err := a.checkQR(u.QRCodeText)
 		if err == nil && dynamic {
 			a.countedByVerify(w, r, "qrCodeText")
 			return
 		}
+		u.QRCodeText = text // the code as the platform knows it, not as typed
 		if err != nil {
 			fields["qrCodeText"] = "not an e-Health Card code (static <id>:1, or dynamic <id>:0:<token>::<org>)"
 		}
@@ -132,6 +133,9 @@ func (a *API) checkCardHolder(u *Usage, fields map[string]string) {
 		if u.QRCodeText == "" {
 			fields["qrCodeText"] = "required for cardType 11"
 		}
+		// Reported by its code alone (guide §3.2.7): a name or number
+		// sent along is neither checked nor kept.
+		u.Name, u.IDCardNumber = "", ""
 	case u.IDCardNumber == "":
 		fields["idCardNumber"] = "required with cardType " + u.CardType + " (only cardType 11 reports a qrCodeText)"
 	case u.CardType == card.CardTypeIDCard && a.checkID(u.IDCardNumber) != nil:
@@ -166,8 +170,12 @@ func (a *API) serveBind(w http.ResponseWriter, r *http.Request) {
 	}
 	if b.QRCodeText == "" && fields["scanId"] == "" {
 		fields["qrCodeText"] = "give scanId or qrCodeText"
-	} else if _, err := a.checkQR(b.QRCodeText); b.QRCodeText != "" && err != nil {
-		fields["qrCodeText"] = "not an e-Health Card code (static <id>:1, or dynamic <id>:0:<token>::<org>)"
+	} else if b.QRCodeText != "" {
+		text, _, err := a.checkQR(b.QRCodeText)
+		if err != nil {
+			fields["qrCodeText"] = "not an e-Health Card code (static <id>:1, or dynamic <id>:0:<token>::<org>)"
+		}
+		b.QRCodeText = text
 	}
 	if !plainText(b.PatID, 64) {
 		fields["patid"] = "required: the HIS patient id (at most 64 characters, no control characters)"
@@ -179,7 +187,7 @@ func (a *API) serveBind(w http.ResponseWriter, r *http.Request) {
 	a.record(w, r, "bind", b.IdempotencyKey, b.BodyDigest, func(ctx context.Context) (string, error) { return a.o.Recorder.RecordBinding(ctx, b) })
 }
 
-func (a *API) checkQR(text string) (dynamic bool, err error) {
+func (a *API) checkQR(text string) (code string, dynamic bool, err error) {
 	if a.o.CheckQRCode != nil {
 		return a.o.CheckQRCode(text)
 	}

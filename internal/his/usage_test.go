@@ -203,14 +203,14 @@ func TestIdempotencyKeyReusedWithOtherBody(t *testing.T) {
 func TestInjectedChecks(t *testing.T) {
 	rec := &fakeRecorder{}
 	a := NewAPI(APIOptions{Recorder: rec, Log: zerolog.Nop(),
-		CheckQRCode: func(s string) (bool, error) {
+		CheckQRCode: func(s string) (string, bool, error) {
 			switch s {
 			case "STATIC":
-				return false, nil
+				return s, false, nil
 			case "DYNAMIC":
-				return true, nil
+				return s, true, nil
 			}
-			return false, errors.New("no")
+			return "", false, errors.New("no")
 		},
 		CheckIDNumber: func(s string) error {
 			if s != "000000000000000000" {
@@ -298,5 +298,32 @@ func TestIdemKeysBounded(t *testing.T) {
 	}
 	if len(k.order) > 2*maxKeys+1 {
 		t.Fatalf("order grows with released keys: %d", len(k.order))
+	}
+}
+
+// The report queued carries the code as the checker normalized it, not as
+// the HIS typed it, and a cardType 11 report keeps no name or number (it
+// is reported by its code alone, guide §3.2.7); the same for a binding.
+func TestUsageStoresTheNormalizedCode(t *testing.T) {
+	rec := &fakeRecorder{}
+	a := NewAPI(APIOptions{Recorder: rec, Log: zerolog.Nop(),
+		CheckQRCode: func(s string) (string, bool, error) {
+			return strings.TrimPrefix(strings.TrimSpace(s), "]Q1"), false, nil
+		}})
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	if resp, body := do(t, "POST", srv.URL+"/v1/usage", `{"qrCodeText":" ]Q1CODE:1\r\n","name":"`+strings.Repeat("龙", 500)+`","idCardNumber":"x","scene":"0101051"}`, nil); resp.StatusCode != 202 {
+		t.Fatalf("usage: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := do(t, "POST", srv.URL+"/v1/bind", `{"qrCodeText":" ]Q1CODE:1\r\n","patid":"P1"}`, nil); resp.StatusCode != 202 {
+		t.Fatalf("bind: %d %s", resp.StatusCode, body)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.usages) != 1 || rec.usages[0].QRCodeText != "CODE:1" || rec.usages[0].Name != "" || rec.usages[0].IDCardNumber != "" {
+		t.Fatalf("queued %+v, want the code CODE:1 and no name or number", rec.usages)
+	}
+	if len(rec.bindings) != 1 || rec.bindings[0].QRCodeText != "CODE:1" {
+		t.Fatalf("bound %+v, want the code CODE:1", rec.bindings)
 	}
 }
