@@ -219,8 +219,10 @@ func (a *agent) buildSinks(parser *code.Parser) error {
 			DefaultDepartment: visit.DefaultReport(a.reports).Department, Status: a.status, Metrics: a.obs.handler(),
 			Reload: func() error { return a.reload() }, Log: logging.Component(log, "his-api")})
 		a.pipe.AddSink("api", a.api)
-		if err := a.addServer(&http.Server{Addr: api.Listen, Handler: a.api.Handler(), ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}, api.TLSCert, api.TLSKey); err != nil {
+		srv := &http.Server{Addr: api.Listen, Handler: a.api.Handler(), ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		srv.RegisterOnShutdown(a.api.CloseStreams) // a reload's new API takes the HIS's reconnects
+		if err := a.addServer(srv, api.TLSCert, api.TLSKey); err != nil {
 			return fmt.Errorf("his.api: %w", err)
 		}
 	}

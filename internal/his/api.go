@@ -113,6 +113,12 @@ func (a *API) Deliver(_ context.Context, e card.Visit) error {
 // Clients is the number of connected WebSocket/SSE clients.
 func (a *API) Clients() int { return a.hub.clients() }
 
+// CloseStreams disconnects every streaming client (WebSocket, SSE, long
+// poll); WebSockets get 1012 "service restart". Register it with the HTTP
+// server's shutdown: it is what ends the hijacked WebSockets on a stop or
+// a reload.
+func (a *API) CloseStreams() { a.hub.closeAll() }
+
 const maxBody = 64 << 10
 
 // Handler returns the API's handler with its security rules applied.
@@ -310,7 +316,11 @@ func (a *API) writeWS(ctx context.Context, c *websocket.Conn, s *sub) {
 				return
 			}
 		case <-s.closed:
-			c.Close(websocket.StatusTryAgainLater, "client too slow")
+			if a.hub.closing.Load() {
+				c.Close(websocket.StatusServiceRestart, "service restart")
+			} else {
+				c.Close(websocket.StatusTryAgainLater, "client too slow")
+			}
 			return
 		case <-ctx.Done():
 			return

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -278,5 +279,39 @@ func TestIdempotencyKeyHeader(t *testing.T) {
 	hdr["Idempotency-Key"] = strings.Repeat("k", 129)
 	if resp, body := do(t, "POST", srv.URL+"/v1/bind", `{"qrCodeText":"`+staticEvent.Identity.QRCodeText+`","patid":"P1"}`, hdr); resp.StatusCode != 400 || !strings.Contains(body, "Idempotency-Key") {
 		t.Fatal(resp.StatusCode, body)
+	}
+}
+
+// CloseStreams (the HTTP server's shutdown: a stop or a reload) ends every
+// stream: WebSockets, whose connections are hijacked and which the
+// server's shutdown does not touch, get 1012 "service restart" so the HIS
+// reconnects; SSE streams end.
+func TestCloseStreamsEndsEveryStream(t *testing.T) {
+	a, _, srv := newAPI(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, strings.Replace(srv.URL, "http", "ws", 1)+"/v1/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {allowed}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	sseReq, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/events", nil)
+	sse, err := http.DefaultClient.Do(sseReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sse.Body.Close()
+	for a.Clients() < 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	a.CloseStreams()
+	if _, _, err := ws.Read(ctx); websocket.CloseStatus(err) != websocket.StatusServiceRestart {
+		t.Fatalf("WebSocket read: %v, want close 1012 service restart", err)
+	}
+	if _, err := io.Copy(io.Discard, sse.Body); err != nil {
+		t.Fatalf("SSE stream: %v, want its end", err)
+	}
+	if n := a.Clients(); n != 0 {
+		t.Fatalf("%d clients after CloseStreams", n)
 	}
 }

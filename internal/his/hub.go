@@ -3,6 +3,7 @@ package his
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -43,7 +44,9 @@ type hub struct {
 	subs map[*sub]struct{}
 	// direct are the subscribers publishers write to. The slice is
 	// replaced, never changed in place: queued deliveries share it.
-	direct   []*sub
+	direct []*sub
+	// closing: closeAll ran (the API is being replaced or stopped).
+	closing  atomic.Bool
 	queue    []delivery   // events to write to direct subscribers, oldest first
 	spare    []delivery   // the previous batch, for reuse
 	flushing bool         // a publisher is writing the queue out
@@ -168,6 +171,27 @@ func (h *hub) dropLocked(s *sub) {
 	if s.ws != nil {
 		// Its reader is blocked reading: closing the connection ends it.
 		go s.ws.Close(websocket.StatusTryAgainLater, "client too slow")
+	}
+}
+
+// closeAll disconnects every subscriber, the WebSockets with 1012
+// "service restart" so that the HIS reconnects (to the API that replaces
+// this one). The HTTP server's shutdown does not: a WebSocket's
+// connection is hijacked, and would stay open on a hub that no longer
+// gets events.
+func (h *hub) closeAll() {
+	h.closing.Store(true)
+	h.mu.Lock()
+	subs := slices.Collect(maps.Keys(h.subs))
+	direct := h.direct
+	h.subs, h.direct = map[*sub]struct{}{}, nil
+	h.mu.Unlock()
+	for _, s := range subs {
+		s.close()
+	}
+	for _, s := range direct {
+		s.close()
+		go s.ws.Close(websocket.StatusServiceRestart, "service restart")
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	bolt "go.etcd.io/bbolt"
 
 	"scanagent/test/fakeplatform/platform"
@@ -61,9 +62,21 @@ func TestReloadKeepsTokenAndCounters(t *testing.T) {
 	if e := a.waitFor("scan", 5*time.Second); e["verified"] != true {
 		t.Fatalf("before reload: %v", e)
 	}
+	ws := dialWS(t, a.apiAddr()) // a HIS connected across the reload
 	a.cmd.Process.Signal(syscall.SIGHUP)
 	a.waitFor("configuration reloaded: scanners, platform client and HIS API rebuilt; outbox kept", 5*time.Second)
 	a.waitFor("scanner connected", 5*time.Second)
+	// Its WebSocket is closed with 1012 "service restart", so it
+	// reconnects to the new API, rather than left open on the old one,
+	// which no longer gets scans.
+	select {
+	case m := <-ws.msgs:
+		if websocket.CloseStatus(m.err) != websocket.StatusServiceRestart {
+			t.Fatalf("the HIS's WebSocket across a reload: %q %v, want close 1012", m.data, m.err)
+		}
+	case <-time.After(10 * time.Second): // a guard against a hang, not a timing
+		t.Fatal("the HIS's WebSocket stayed open on the replaced API")
+	}
 	s.dev.Type([]byte(cards[1].QRCodeText))
 	if e := a.waitFor("scan", 5*time.Second); e["verified"] != true {
 		t.Fatalf("after reload: %v", e)
