@@ -187,17 +187,7 @@ func TestSinkContract(t *testing.T) {
 	a, _, srv := newAPI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, strings.Replace(srv.URL, "http", "ws", 1)+"/v1/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {allowed}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	sseReq, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/events", nil)
-	sse, err := http.DefaultClient.Do(sseReq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sse.Body.Close()
+	ws, sse := openStreams(ctx, t, srv)
 	next := make(chan card.Visit, 1)
 	go func() {
 		resp, err := http.Get(srv.URL + "/v1/scans/next?timeout=5s")
@@ -290,17 +280,7 @@ func TestCloseStreamsEndsEveryStream(t *testing.T) {
 	a, _, srv := newAPI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, strings.Replace(srv.URL, "http", "ws", 1)+"/v1/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {allowed}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	sseReq, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/events", nil)
-	sse, err := http.DefaultClient.Do(sseReq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sse.Body.Close()
+	ws, sse := openStreams(ctx, t, srv)
 	for a.Clients() < 2 {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -314,4 +294,22 @@ func TestCloseStreamsEndsEveryStream(t *testing.T) {
 	if n := a.Clients(); n != 0 {
 		t.Fatalf("%d clients after CloseStreams", n)
 	}
+}
+
+// openStreams connects a WebSocket (from the allowed origin) and an SSE
+// stream to srv, both closed when the test ends.
+func openStreams(ctx context.Context, t *testing.T, srv *httptest.Server) (*websocket.Conn, *http.Response) {
+	t.Helper()
+	ws, _, err := websocket.Dial(ctx, strings.Replace(srv.URL, "http", "ws", 1)+"/v1/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {allowed}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	sseReq, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/events", nil)
+	sse, err := http.DefaultClient.Do(sseReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sse.Body.Close() })
+	return ws, sse
 }
