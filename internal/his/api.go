@@ -289,7 +289,7 @@ func (a *API) serveWS(w http.ResponseWriter, r *http.Request) {
 	// leave; a new one, whose stack starts small, rather than this one
 	// with the request's stack and state, freed when it returns.
 	if !a.hub.attach(s, c, hw.conn) {
-		c.Close(websocket.StatusTryAgainLater, "client too slow")
+		c.Close(a.hub.closeReason())
 		a.hub.unsubscribe(s)
 		return
 	}
@@ -316,11 +316,7 @@ func (a *API) writeWS(ctx context.Context, c *websocket.Conn, s *sub) {
 				return
 			}
 		case <-s.closed:
-			if a.hub.closing.Load() {
-				c.Close(websocket.StatusServiceRestart, "service restart")
-			} else {
-				c.Close(websocket.StatusTryAgainLater, "client too slow")
-			}
+			c.Close(a.hub.closeReason())
 			return
 		case <-ctx.Done():
 			return

@@ -195,6 +195,15 @@ func (h *hub) closeAll() {
 	}
 }
 
+// closeReason is why a WebSocket whose subscriber was closed is closed:
+// the API stopping (closeAll), or the client falling behind.
+func (h *hub) closeReason() (websocket.StatusCode, string) {
+	if h.closing.Load() {
+		return websocket.StatusServiceRestart, "service restart"
+	}
+	return websocket.StatusTryAgainLater, "client too slow"
+}
+
 func (h *hub) drop(s *sub) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
