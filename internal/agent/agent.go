@@ -160,11 +160,8 @@ func reportDefaults(cfg config.Config) map[string]card.ReportDefaults {
 	m := map[string]card.ReportDefaults{}
 	for _, s := range cfg.Sources {
 		if s.Scene != "" && s.CardChannel != "" {
-			channel := s.CardChannel
-			if code, ok := card.ChannelCode(channel); ok {
-				channel = code // configured by its name
-			}
-			m[s.Name] = card.ReportDefaults{Scene: s.Scene, Channel: channel, Department: s.Department}
+			// card_channel may name the channel; reports carry its code.
+			m[s.Name] = card.ReportDefaults{Scene: s.Scene, Channel: card.NormalizeChannel(s.CardChannel), Department: s.Department}
 		}
 	}
 	return m

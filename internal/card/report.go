@@ -49,9 +49,9 @@ func (d ReportDefaults) StaticReport(qrCodeText string, at time.Time) Report {
 		CardType: CardTypeHealthCard, CardChannel: d.Channel}
 }
 
-// channelCode is s as a 用卡渠道 code when it names one (ChannelCode),
-// else s as it is.
-func channelCode(s string) string {
+// NormalizeChannel is s as a 用卡渠道 code when it names one
+// (ChannelCode), else s as it is: what a report carries.
+func NormalizeChannel(s string) string {
 	if code, ok := ChannelCode(s); ok {
 		return code
 	}
@@ -70,7 +70,7 @@ func (d ReportDefaults) Fill(r *Report, now time.Time) {
 	if r.CardChannel == "" {
 		r.CardChannel = ChannelOther
 	}
-	r.CardChannel = channelCode(r.CardChannel)
+	r.CardChannel = NormalizeChannel(r.CardChannel)
 	if r.Department == "" {
 		r.Department = d.Department
 	}

@@ -18,8 +18,9 @@ var (
 
 var errNotEHC = errors.New("not an e-Health Card code (static <id>:1 or dynamic <id>:0:<token>::<org>)")
 
-// builtinQRCode reports whether text is a dynamic e-Health Card code, or an
-// error when it is no e-Health Card code at all.
+// builtinQRCode returns text (it normalizes nothing) and whether it is a
+// dynamic e-Health Card code, or an error when it is no e-Health Card code
+// at all.
 func builtinQRCode(text string) (code string, dynamic bool, err error) {
 	switch {
 	case reStaticQR.MatchString(text):
